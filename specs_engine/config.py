@@ -1,0 +1,136 @@
+"""The knobs of a search (SpecsConfig) and the limits of one call (Budget).
+
+Both validate themselves on construction, so a bad value fails before any model runs,
+with a message naming the argument, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields, replace
+from typing import Any, Literal
+
+from specs_engine.errors import ConfigError
+
+METHODS = ("specs", "beam_search", "best_of_n", "rsd", "greedy")
+LOG_RATIOS = ("sum", "mean")
+FINAL_SELECTIONS = ("last_reward", "weighted_vote")
+TOKEN_PASSING = ("auto", "ids", "text")
+
+
+def _fail(name: str, value: Any, allowed: str) -> None:
+    raise ConfigError(f"{name}={value!r} is not allowed: {name} must be {allowed}")
+
+
+def _check_number(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+        _fail(name, value, "a number")
+
+
+@dataclass(frozen=True)
+class SpecsConfig:
+    """How the search runs. Defaults follow DESIGN.md section 1."""
+
+    n: int = 4
+    """Candidates proposed per step, over all live beams."""
+    beam_width: int = 4
+    """Candidates that share one parent beam; n // beam_width beams are kept."""
+    beta: float = 4.0
+    """Weight of the reward in the soft-verification score beta * r + log_ratio."""
+    accept_threshold: float = -12.0
+    """A draft candidate survives when its soft-verification score exceeds this."""
+    tau: float = 0.5
+    """After a target round, switch to draft mode when the best reward exceeds tau."""
+    rsd_threshold: float = 0.5
+    """rsd only: a draft step is accepted when its reward is at least this."""
+    temperature: float = 0.7
+    """Sampling temperature of the proposing model (> 0; greedy ignores it)."""
+    top_p: float = 1.0
+    """Nucleus sampling mass of the proposing model, in (0, 1]."""
+    selection_temperature: float = 1.0
+    """Temperature of softmax(score / t) used to sample survivors; not the sampling one."""
+    log_ratio: Literal["sum", "mean"] = "sum"
+    """How per-token log p_target - log p_draft are combined over a step."""
+    final_selection: Literal["last_reward", "weighted_vote"] = "last_reward"
+    """How completed beams are ranked: the last step's reward, or a reward-weighted vote."""
+    delimiter: str = "\n\n"
+    """Text that ends a reasoning step."""
+    max_step_tokens: int = 128
+    """Most tokens one step may take before it is cut."""
+    token_passing: Literal["auto", "ids", "text"] = "auto"
+    """auto: pass draft token ids to the target when tokenizers match, else re-tokenise text;
+    ids: require matching tokenizers (an error otherwise); text: always re-tokenise."""
+    seed: int | None = None
+    """Fixed seed: the same call gives the same result twice."""
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            if f.type in ("int", "int | None") and getattr(self, f.name) is not None:
+                value = getattr(self, f.name)
+                if isinstance(value, bool) or not isinstance(value, int):
+                    _fail(f.name, value, "an integer")
+            if f.type == "float":
+                _check_number(f.name, getattr(self, f.name))
+        if self.n < 1:
+            _fail("n", self.n, "an integer >= 1")
+        if self.beam_width < 1 or self.n % self.beam_width:
+            _fail("beam_width", self.beam_width, f"an integer >= 1 that divides n={self.n}")
+        if self.beta < 0:
+            _fail("beta", self.beta, "a number >= 0")
+        for name in ("temperature", "selection_temperature"):
+            if getattr(self, name) <= 0:
+                _fail(name, getattr(self, name), "a number > 0")
+        if not 0 < self.top_p <= 1:
+            _fail("top_p", self.top_p, "a number in (0, 1]")
+        if not math.isfinite(self.accept_threshold) and self.accept_threshold != -math.inf:
+            _fail("accept_threshold", self.accept_threshold, "a finite number or -inf")
+        if self.max_step_tokens < 1:
+            _fail("max_step_tokens", self.max_step_tokens, "an integer >= 1")
+        self._check_choice("log_ratio", LOG_RATIOS)
+        self._check_choice("final_selection", FINAL_SELECTIONS)
+        self._check_choice("token_passing", TOKEN_PASSING)
+        if not isinstance(self.delimiter, str) or not self.delimiter:
+            _fail("delimiter", self.delimiter, "a non-empty string")
+
+    def _check_choice(self, name: str, allowed: tuple[str, ...]) -> None:
+        if getattr(self, name) not in allowed:
+            _fail(name, getattr(self, name), f"one of {', '.join(allowed)}")
+
+    @property
+    def num_beams(self) -> int:
+        """Beams kept after each step."""
+        return self.n // self.beam_width
+
+    def with_overrides(self, **overrides: Any) -> SpecsConfig:
+        """A validated copy with some knobs changed; unknown names are refused by name."""
+        known = {f.name for f in fields(self)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise ConfigError(
+                f"unknown SpecsConfig field(s) {unknown}; known fields: {sorted(known)}"
+            )
+        return replace(self, **overrides)
+
+
+@dataclass(frozen=True)
+class Budget:
+    """The limits of one call. Any field left None is unlimited, except that a search
+    always stops after max_steps steps and max_new_tokens tokens per beam."""
+
+    latency_s: float | None = None
+    """Wall-clock seconds from the start of the call; the result comes back by then
+    (plus a small measured overrun) with the best answer found so far."""
+    max_steps: int = 16
+    """Most reasoning steps per beam."""
+    max_new_tokens: int = 512
+    """Most generated tokens per beam."""
+
+    def __post_init__(self) -> None:
+        if self.latency_s is not None:
+            _check_number("latency_s", self.latency_s)
+            if self.latency_s <= 0 or math.isinf(self.latency_s):
+                _fail("latency_s", self.latency_s, "a finite number of seconds > 0, or None")
+        for name in ("max_steps", "max_new_tokens"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                _fail(name, value, "an integer >= 1")

@@ -1,0 +1,96 @@
+"""The roles the search talks to. Strategies use only these; backends implement them.
+
+A LanguageModel proposes candidate steps (with the log-probs of the sampled tokens) and
+scores given continuations in one prefill. A RewardModel scores partial solutions step
+by step. Everything crosses this boundary as token ids, so a draft's tokens can reach a
+target that shares its tokenizer without being re-tokenised.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Mapping, Protocol, Sequence, Union, runtime_checkable
+
+Prompt = Union[str, Sequence[Mapping[str, str]]]
+"""A plain string, or chat messages ({"role": ..., "content": ...}) for a chat template."""
+
+FinishReason = Literal["delimiter", "eos", "length", "stop", "deadline"]
+
+
+@dataclass(frozen=True)
+class ProposalParams:
+    """How to sample one round of candidate steps."""
+
+    delimiter: str
+    """Stop a candidate once its text contains this (the step delimiter)."""
+    max_new_tokens: int
+    """Most tokens a candidate may take."""
+    temperature: float = 1.0
+    top_p: float = 1.0
+    greedy: bool = False
+    """Take the most likely token instead of sampling (temperature is then ignored)."""
+    seed: int | None = None
+    """Seed for this round's sampling; the search derives one per round from its own."""
+    stop: tuple[str, ...] = ()
+    """Extra stop strings (e.g. a LangChain caller's `stop`); the candidate ends before them."""
+    deadline: float | None = None
+    """time.monotonic() value after which decoding stops and returns what it has."""
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One proposed step: its tokens, its text and how the proposer scored it."""
+
+    token_ids: tuple[int, ...]
+    text: str
+    token_logprobs: tuple[float, ...]
+    """Log-probs of the sampled tokens under the distribution they were sampled from."""
+    finish_reason: FinishReason
+
+    @property
+    def ends_solution(self) -> bool:
+        """True when the model ended the whole solution, not only the step."""
+        return self.finish_reason in ("eos", "stop")
+
+
+@runtime_checkable
+class LanguageModel(Protocol):
+    """A draft or target model."""
+
+    name: str
+    context_window: int
+    """Most tokens (prompt plus generation) the model accepts."""
+    tokenizer_fingerprint: str
+    """Equal fingerprints mean token ids can pass between two models unchanged."""
+
+    def encode_prompt(self, prompt: Prompt) -> list[int]:
+        """Token ids of a prompt (chat messages go through the model's chat template)."""
+        ...
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids of a continuation text, with no special tokens added."""
+        ...
+
+    def propose(
+        self, prefixes: Sequence[Sequence[int]], num_candidates: int, params: ProposalParams
+    ) -> list[list[Candidate]]:
+        """num_candidates next steps for each prefix, in one batched call."""
+        ...
+
+    def score(
+        self, prefixes: Sequence[Sequence[int]], continuations: Sequence[Sequence[int]]
+    ) -> list[list[float]]:
+        """Per-token log p(continuation | prefix) for each pair, in one batched prefill."""
+        ...
+
+
+@runtime_checkable
+class RewardModel(Protocol):
+    """A process reward model: how good is the last step of each partial solution."""
+
+    name: str
+
+    def score(self, question: str, solutions: Sequence[Sequence[str]]) -> list[float]:
+        """Reward of the last step of each solution (a solution is its list of steps)."""
+        ...
+
