@@ -1,0 +1,306 @@
+"""SpecsEngine: the one public entry point. It validates a call, builds a SearchRun and
+hands it to a strategy; streaming and async are derived from the same call.
+
+Everything that can be wrong with a call is checked here, before any model runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, AsyncIterator, Callable, Iterator, Mapping, Optional, Sequence, Union
+
+from specs_engine.config import METHODS, Budget, SpecsConfig
+from specs_engine.errors import ConfigError
+from specs_engine.models import LanguageModel, Prompt, RewardModel
+from specs_engine.result import Event, FinalEvent, SearchResult
+from specs_engine.search.beam_search import run_beam_search
+from specs_engine.search.best_of_n import run_best_of_n
+from specs_engine.search.greedy import run_greedy
+from specs_engine.search.rsd import run_rsd
+from specs_engine.search.run import Clock, Roles, SearchRun, question_of
+from specs_engine.search.specs import run_specs
+
+RewardLike = Union[RewardModel, Callable[[str, Sequence[str]], float]]
+ConfigLike = Union[SpecsConfig, Mapping[str, Any], None]
+BudgetLike = Union[Budget, Mapping[str, Any], None]
+_DONE = object()
+
+# Which roles each method needs; single-model methods use the `model` argument's role.
+_NEEDS = {
+    "specs": ("draft", "target", "reward"),
+    "rsd": ("draft", "target", "reward"),
+    "beam_search": ("model", "reward"),
+    "best_of_n": ("model", "reward"),
+    "greedy": ("model",),
+}
+
+
+class SpecsEngine:
+    """Draft, target and reward models, and the searches that use them.
+
+    Example:
+        engine = SpecsEngine.from_pretrained(draft="qwen2.5-coder-0.5b",
+                                             target="qwen2.5-coder-1.5b", reward="specs-prm")
+        result = engine.generate("What is 12 * 7?", budget=Budget(latency_s=20))
+        print(result.answer, result.stats.steps_from_draft)
+    """
+
+    def __init__(
+        self,
+        draft: Optional[LanguageModel] = None,
+        target: Optional[LanguageModel] = None,
+        reward: Optional[RewardLike] = None,
+        *,
+        clock: Clock = time.monotonic,
+    ):
+        if draft is None and target is None:
+            raise ConfigError("SpecsEngine needs a draft or a target model; both are None")
+        for role, model in (("draft", draft), ("target", target)):
+            if model is not None and not isinstance(model, LanguageModel):
+                raise ConfigError(
+                    f"{role}={model!r} is not a LanguageModel (needs name, context_window, "
+                    "tokenizer_fingerprint, encode_prompt, encode, propose, score)"
+                )
+        self.draft, self.target, self.reward = draft, target, _as_reward_model(reward)
+        self.clock = clock
+        self._executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="specs-verify")
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        draft: Optional[str] = None,
+        target: Optional[str] = None,
+        reward: Optional[Union[str, RewardLike]] = None,
+        *,
+        backend: str = "transformers",
+        dtype: str = "bfloat16",
+        device: str = "cpu",
+        **backend_kwargs: Any,
+    ) -> SpecsEngine:
+        """Loads models from local directories, hub ids or preset names. Models are cached
+        per process, so engines built twice from the same locations share their weights."""
+        from specs_engine.backends import load_language_model
+        from specs_engine.rewards import load_reward_model
+
+        def lm(location: Optional[str]) -> Optional[LanguageModel]:
+            if location is None:
+                return None
+            return load_language_model(location, backend=backend, dtype=dtype, device=device, **backend_kwargs)
+
+        reward_model = None if reward is None else load_reward_model(reward, dtype=dtype, device=device)
+        return cls(draft=lm(draft), target=lm(target), reward=reward_model)
+
+    @property
+    def context_window(self) -> int:
+        """The smallest context window among the language models."""
+        return min(m.context_window for m in (self.draft, self.target) if m is not None)
+
+    def describe(self) -> dict[str, Optional[str]]:
+        """Model names by role (for cache keys and tracing)."""
+        return {
+            "draft": getattr(self.draft, "name", None),
+            "target": getattr(self.target, "name", None),
+            "reward": getattr(self.reward, "name", None),
+        }
+
+    # ---- the calls ----------------------------------------------------------------
+
+    def generate(
+        self,
+        prompt: Prompt,
+        method: str = "specs",
+        config: ConfigLike = None,
+        budget: BudgetLike = None,
+        *,
+        model: str = "target",
+        stop: Optional[Sequence[str]] = None,
+        on_event: Optional[Callable[[Event], None]] = None,
+        cancel: Optional[threading.Event] = None,
+    ) -> SearchResult:
+        """Runs one search and returns its result, by the budget's deadline."""
+        run = self._prepare(prompt, method, config, budget, model, stop, on_event, cancel)
+        if method == "specs":
+            run_specs(run)
+        elif method == "rsd":
+            run_rsd(run)
+        elif method == "beam_search":
+            run_beam_search(run, model)
+        elif method == "best_of_n":
+            run_best_of_n(run, model)
+        else:
+            run_greedy(run, model)
+        return run.finish(method)
+
+    def stream(self, prompt: Prompt, method: str = "specs", config: ConfigLike = None,
+               budget: BudgetLike = None, **kwargs: Any) -> Iterator[Event]:
+        """Yields a StepEvent per settled step, then a FinalEvent. Validation errors raise
+        at the first next(), before any model runs."""
+        events: queue.Queue = queue.Queue()
+        cancel = self._start(events.put, prompt, method, config, budget, kwargs)
+        try:
+            while (item := events.get()) is not _DONE:
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            cancel.set()
+
+    async def agenerate(self, prompt: Prompt, method: str = "specs", config: ConfigLike = None,
+                        budget: BudgetLike = None, **kwargs: Any) -> SearchResult:
+        """generate() in a worker thread, so the event loop keeps running."""
+        async for event in self.astream(prompt, method, config, budget, **kwargs):
+            if isinstance(event, FinalEvent):
+                return event.result
+        raise AssertionError("a search always ends with a FinalEvent")
+
+    async def astream(self, prompt: Prompt, method: str = "specs", config: ConfigLike = None,
+                      budget: BudgetLike = None, **kwargs: Any) -> AsyncIterator[Event]:
+        """stream() for asyncio: the search runs in a thread, events cross to the loop."""
+        loop = asyncio.get_running_loop()
+        events: asyncio.Queue = asyncio.Queue()
+        put = lambda item: loop.call_soon_threadsafe(events.put_nowait, item)  # noqa: E731
+        cancel = self._start(put, prompt, method, config, budget, kwargs)
+        try:
+            while (item := await events.get()) is not _DONE:
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            cancel.set()
+
+    # ---- validation and plumbing ----------------------------------------------------
+
+    def _start(self, put: Callable[[Any], None], prompt: Prompt, method: str, config: ConfigLike,
+               budget: BudgetLike, kwargs: dict[str, Any]) -> threading.Event:
+        """Runs generate() in a thread that puts events, an exception, then _DONE."""
+        cancel = threading.Event()
+
+        def work() -> None:
+            try:
+                self.generate(prompt, method, config, budget, on_event=put, cancel=cancel, **kwargs)
+            except BaseException as exc:  # handed to the consumer, who re-raises it
+                put(exc)
+            finally:
+                put(_DONE)
+
+        threading.Thread(target=work, name="specs-search", daemon=True).start()
+        return cancel
+
+    def _prepare(self, prompt: Prompt, method: str, config: ConfigLike, budget: BudgetLike,
+                 model: str, stop: Optional[Sequence[str]],
+                 on_event: Optional[Callable[[Event], None]],
+                 cancel: Optional[threading.Event]) -> SearchRun:
+        _check_prompt(prompt)
+        config, budget = _as_config(config), _as_budget(budget)
+        roles = self._roles_for(method, model)
+        stop = _check_stop(stop)
+        prompt_ids = {role: self._encode_checked(role, prompt) for role in roles}
+        pass_ids = self._pass_ids(config, roles)
+        return SearchRun(
+            Roles(self.draft, self.target, self.reward, self._executor),
+            prompt_ids, question_of(prompt), config, budget,
+            pass_ids=pass_ids, stop=stop, clock=self.clock, on_event=on_event,
+            slots=config.n if method == "best_of_n" else None,
+            cancel=cancel,
+        )
+
+    def _roles_for(self, method: str, model: str) -> list[str]:
+        """The language-model roles a method uses, after checking every one exists."""
+        if method not in METHODS:
+            raise ConfigError(f"method={method!r} is unknown; known methods: {', '.join(METHODS)}")
+        if model not in ("draft", "target"):
+            raise ConfigError(f"model={model!r} is not allowed: model must be 'draft' or 'target'")
+        needs = [model if need == "model" else need for need in _NEEDS[method]]
+        present = {"draft": self.draft, "target": self.target, "reward": self.reward}
+        missing = [role for role in needs if present[role] is None]
+        if missing:
+            raise ConfigError(
+                f"method={method!r} needs a {' and a '.join(missing)} model, "
+                "but this engine was built without one"
+            )
+        return [role for role in needs if role != "reward"]
+
+    def _encode_checked(self, role: str, prompt: Prompt) -> list[int]:
+        lm = self.draft if role == "draft" else self.target
+        ids = lm.encode_prompt(prompt)
+        if len(ids) >= lm.context_window:
+            raise ConfigError(
+                f"prompt is {len(ids)} tokens but the {role} model {lm.name!r} accepts at most "
+                f"{lm.context_window} tokens in all; shorten the prompt"
+            )
+        return ids
+
+    def _pass_ids(self, config: SpecsConfig, roles: list[str]) -> bool:
+        """Whether draft token ids may go to the target unchanged."""
+        if len(roles) < 2:
+            return True
+        same = self.draft.tokenizer_fingerprint == self.target.tokenizer_fingerprint
+        if config.token_passing == "ids" and not same:
+            raise ConfigError(
+                f"token_passing='ids' needs one tokenizer, but draft {self.draft.name!r} and target "
+                f"{self.target.name!r} tokenize differently; use token_passing='auto' or 'text'"
+            )
+        return same and config.token_passing != "text"
+
+
+def _as_reward_model(reward: Optional[RewardLike]) -> Optional[RewardModel]:
+    if reward is None or isinstance(reward, RewardModel):
+        return reward
+    if callable(reward):
+        from specs_engine.rewards.callable import CallableReward
+
+        return CallableReward(reward)
+    raise ConfigError(
+        f"reward={reward!r} is not allowed: pass a RewardModel or a callable (question, steps) -> float"
+    )
+
+
+def _as_config(config: ConfigLike) -> SpecsConfig:
+    if config is None:
+        return SpecsConfig()
+    if isinstance(config, SpecsConfig):
+        return config
+    if isinstance(config, Mapping):
+        return SpecsConfig().with_overrides(**config)
+    raise ConfigError(f"config={config!r} is not allowed: pass a SpecsConfig, a dict or None")
+
+
+def _as_budget(budget: BudgetLike) -> Budget:
+    if budget is None:
+        return Budget()
+    if isinstance(budget, Budget):
+        return budget
+    if isinstance(budget, Mapping):
+        try:
+            return Budget(**budget)
+        except TypeError as exc:
+            raise ConfigError(f"budget={dict(budget)!r}: {exc}; fields: latency_s, max_steps, max_new_tokens") from None
+    raise ConfigError(f"budget={budget!r} is not allowed: pass a Budget, a dict or None")
+
+
+def _check_prompt(prompt: Prompt) -> None:
+    if isinstance(prompt, str):
+        if not prompt.strip():
+            raise ConfigError("prompt is empty: pass a non-empty string or chat messages")
+        return
+    if isinstance(prompt, Sequence) and prompt and all(
+        isinstance(m, Mapping) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)
+        for m in prompt
+    ):
+        return
+    raise ConfigError(
+        f"prompt={prompt!r:.80} is not allowed: pass a non-empty string or a non-empty list "
+        "of {'role': str, 'content': str} messages"
+    )
+
+
+def _check_stop(stop: Optional[Sequence[str]]) -> tuple[str, ...]:
+    if stop is None:
+        return ()
+    if isinstance(stop, str) or not all(isinstance(s, str) and s for s in stop):
+        raise ConfigError(f"stop={stop!r} is not allowed: pass a list of non-empty strings")
+    return tuple(stop)

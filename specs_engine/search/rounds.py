@@ -1,0 +1,40 @@
+"""Rounds shared by several strategies: a reward-ranked round and the cheap finish."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from specs_engine.result import Source
+from specs_engine.search.beams import Beam, rank_key
+from specs_engine.search.run import Proposal, SearchRun
+
+
+def keep_best(
+    run: SearchRun, proposals: Sequence[Proposal], rewards: Sequence[float], keep: int
+) -> list[Beam]:
+    """The `keep` highest-reward proposals as new beams (beam search's selection)."""
+    order = sorted(range(len(proposals)), key=lambda i: rewards[i], reverse=True)
+    return [run.accept(proposals[i], rewards[i]) for i in order[:keep]]
+
+
+def reward_round(run: SearchRun, role: Source, beams: Sequence[Beam]) -> tuple[list[Beam], float]:
+    """One step of reward-guided beam search by `role`: propose, score, keep the best.
+
+    Returns the new beams and the best reward seen (SPECS switches modes on it)."""
+    proposals = run.propose(role, beams, run.per_beam(beams))
+    rewards = run.rewards(proposals)
+    return keep_best(run, proposals, rewards, run.open_slots()), max(rewards)
+
+
+def finish_cheaply(run: SearchRun, beams: Sequence[Beam], role: Source) -> list[Beam]:
+    """Near the deadline: drop all but the best beam and extend it one greedy step at a
+    time with the cheaper model, reward-scored so it still ranks on the common scale.
+    When even that would overrun, the search stops with what it has."""
+    if not run.can_afford("cheap"):
+        run.out_of_time()
+        return list(beams)
+    best = max(beams, key=rank_key)
+    with run.round("cheap"):
+        proposals = run.propose(role, [best], 1, greedy=True)
+        children = [run.accept(proposals[0], run.rewards(proposals)[0])]
+    return run.advance(children)
