@@ -1,0 +1,206 @@
+"""The SPECS search logic, checked exactly on scripted models."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+
+import pytest
+
+from scripted import FakeClock, ScriptedLM, TableReward
+from specs_engine import Budget, ModelCallError, RewardError, SpecsConfig, SpecsEngine
+from specs_engine.search.specs import run_specs
+from specs_engine.verification import log_ratio, sample_children, soft_score, survivors
+
+ANSWERS = ["ans=1", "ans=2", "ans=3", "ans=4"]
+
+
+def engine_with(draft_menu, target_menu, rewards, draft_lp=None, target_lp=None, **kw):
+    draft = ScriptedLM("draft", draft_menu, draft_lp or {}, **kw.pop("draft_kw", {}))
+    target = ScriptedLM("target", target_menu, target_lp or {}, **kw.pop("target_kw", {}))
+    reward = TableReward(rewards, default=kw.pop("default_reward", 0.5))
+    return SpecsEngine(draft, target, reward, **kw), draft, target, reward
+
+
+def test_scoring_rule_is_beta_reward_plus_summed_log_ratio():
+    assert log_ratio([-1.0, -2.0], [-1.5, -1.5]) == pytest.approx(0.0)
+    assert log_ratio([-1.0, -1.0], [-2.0, -2.0]) == pytest.approx(2.0)
+    assert log_ratio([-1.0, -1.0], [-2.0, -2.0], "mean") == pytest.approx(1.0)
+    assert soft_score(reward=0.5, ratio=-1.0, beta=4.0) == pytest.approx(1.0)
+    assert survivors([0.1, -3.0, 2.0], accept_threshold=0.0) == [0, 2]
+
+
+def test_generation_starts_with_the_target():
+    engine, draft, target, _ = engine_with(lambda i: ["d\n\n"], lambda i: ["t\n\n"], {"t\n\n": 0.9})
+    result = engine.generate("q", budget=Budget(max_steps=1))
+    assert [s.source for s in result.steps] == ["target"]
+    assert draft.propose_calls == 0 and result.budget_exhausted and result.stop_reason == "max_steps"
+
+
+def test_low_target_reward_keeps_target_mode():
+    engine, draft, _, _ = engine_with(lambda i: ["d\n\n"], lambda i: ["t\n\n"], {"t\n\n": 0.3})
+    result = engine.generate("q", config=SpecsConfig(tau=0.5), budget=Budget(max_steps=4))
+    assert [s.source for s in result.steps] == ["target"] * 4
+    assert draft.propose_calls == 0
+
+
+def test_accepted_draft_steps_keep_draft_mode():
+    engine, _, target, _ = engine_with(
+        lambda i: ["d\n\n"], lambda i: ["t\n\n"], {"t\n\n": 0.9, "d\n\n": 0.9}
+    )
+    result = engine.generate("q", config=SpecsConfig(accept_threshold=0.0), budget=Budget(max_steps=4))
+    assert [s.source for s in result.steps] == ["target", "draft", "draft", "draft"]
+    assert target.propose_calls == 1
+    assert result.stats.steps_from_draft == 3 and result.stats.steps_from_target == 1
+    draft_step = result.steps[1]
+    assert draft_step.score == pytest.approx(4.0 * 0.9 + draft_step.log_ratio)
+
+
+def test_rejected_draft_round_defers_to_target_then_switches_back():
+    clock = FakeClock()
+    draft_menu = lambda i: ["bad\n\n"] if i == 1 else ["good\n\n"]  # noqa: E731
+    engine, draft, target, _ = engine_with(
+        draft_menu, lambda i: ["t\n\n"], {"t\n\n": 0.9, "good\n\n": 0.9, "bad\n\n": 0.9},
+        target_lp={"bad\n\n": -9.0, "good\n\n": -0.5},
+        draft_kw=dict(clock=clock, propose_cost=0.25),
+        target_kw=dict(clock=clock, propose_cost=1.0),
+        clock=clock,
+    )
+    config = SpecsConfig(accept_threshold=0.0)
+    result = engine.generate("q", config=config, budget=Budget(max_steps=3))
+    assert [s.source for s in result.steps] == ["target", "target", "draft"]
+    assert result.stats.draft_rounds == 2 and result.stats.draft_rounds_rejected == 1
+    assert result.stats.draft_s == pytest.approx(0.5)  # the rejected round's time is kept
+    assert result.stats.target_rounds == 2
+
+
+def test_rejected_candidates_never_reach_the_final_pool():
+    # ans=4 has the best reward but a target log-prob far below the draft's: rejected.
+    engine, _, _, _ = engine_with(
+        lambda i: ANSWERS, lambda i: ["t\n\n"], {"t\n\n": 0.9, "ans=4": 1.0},
+        target_lp={"ans=4": -20.0}, draft_kw=dict(in_order=False), default_reward=0.1,
+    )
+    config = SpecsConfig(n=4, beam_width=2, accept_threshold=-5.0)
+    for seed in range(40):
+        result = engine.generate("q", config=config.with_overrides(seed=seed))
+        assert result.answer != "4"
+        assert result.finished
+
+
+def test_selection_frequencies_follow_softmax_of_scores():
+    """Chi-square test: the chosen child's frequencies match softmax(beta*r + log_ratio)."""
+    draft_lp = {a: -1.0 for a in ANSWERS}
+    target_lp = {"ans=1": -1.0, "ans=2": -1.2, "ans=3": -0.8, "ans=4": -1.0}
+    rewards = {"t\n\n": 0.9, "ans=1": 0.2, "ans=2": 0.8, "ans=3": 0.5, "ans=4": 0.9}
+    engine, _, _, _ = engine_with(lambda i: ANSWERS, lambda i: ["t\n\n"], rewards, draft_lp, target_lp)
+    beta = 2.0
+    scores = [beta * rewards[a] + 5 * (target_lp[a] - draft_lp[a]) for a in ANSWERS]
+    weights = [math.exp(s) for s in scores]
+    expected = [w / sum(weights) for w in weights]
+    runs = 2000
+    config = SpecsConfig(n=4, beam_width=4, beta=beta, accept_threshold=-math.inf)
+    counts = Counter(
+        engine.generate("q", config=config.with_overrides(seed=s)).answer for s in range(runs)
+    )
+    chi2 = sum((counts[str(i + 1)] - runs * p) ** 2 / (runs * p) for i, p in enumerate(expected))
+    assert chi2 < 16.27, (counts, expected)  # df=3, p=0.001
+
+
+def test_selection_temperature_sharpens_the_choice():
+    picks = Counter()
+    import random
+
+    rng = random.Random(0)
+    for _ in range(500):
+        picks[sample_children([0.0, 1.0], 1, temperature=0.05, rng=rng)[0]] += 1
+    assert picks[1] == 500
+
+
+def test_beams_keep_different_histories():
+    target_menu = lambda i: ["a\n\n", "b\n\n", "c\n\n", "d\n\n"]  # noqa: E731
+    rewards = {"a\n\n": 0.9, "b\n\n": 0.8, "c\n\n": 0.2, "d\n\n": 0.1}
+    engine, _, _, _ = engine_with(target_menu, target_menu, rewards)
+    config = SpecsConfig(n=4, beam_width=2, seed=0, accept_threshold=-math.inf)
+    run = engine._prepare("q", "specs", config, Budget(max_steps=2), "target", None, None, None)
+    beams = run_specs(run)
+    assert len(beams) == 2
+    assert beams[0].texts()[0] != beams[1].texts()[0] or beams[0].texts() != beams[1].texts()
+    assert {b.texts()[0] for b in beams} == {"a\n\n", "b\n\n"}  # target round keeps the top 2
+
+
+def test_weighted_vote_and_last_reward_rank_completed_beams_differently():
+    menu = lambda i: ["x=7", "y=7", "z=7", "w=9"]  # noqa: E731
+    rewards = {"x=7": 0.5, "y=7": 0.5, "z=7": 0.5, "w=9": 0.9}
+    engine, _, _, _ = engine_with(menu, menu, rewards)
+    config = SpecsConfig(n=4, beam_width=1, seed=0)
+    assert engine.generate("q", "beam_search", config).answer == "9"
+    voted = config.with_overrides(final_selection="weighted_vote")
+    assert engine.generate("q", "beam_search", voted).answer == "7"
+
+
+def test_fixed_seed_gives_the_same_result_twice():
+    engine, _, _, _ = engine_with(
+        lambda i: ANSWERS if i else ["s\n\n"], lambda i: ["t\n\n"], {"t\n\n": 0.9},
+        draft_kw=dict(in_order=False),
+    )
+    config = SpecsConfig(n=4, beam_width=2, seed=7, accept_threshold=-math.inf)
+    first, second = (engine.generate("q", config=config) for _ in range(2))
+    strip = lambda r: [(s.text, s.source, s.reward, s.score) for s in r.steps]  # noqa: E731
+    assert first.text == second.text and strip(first) == strip(second)
+    texts = {engine.generate("q", config=config.with_overrides(seed=s)).text for s in range(20)}
+    assert len(texts) > 1  # and the seed really matters
+
+
+def test_deadline_is_met_on_a_fake_clock_and_the_end_is_drafted():
+    clock = FakeClock()
+    engine, _, _, _ = engine_with(
+        lambda i: ["d\n\n"], lambda i: ["t\n\n"], {"t\n\n": 0.3, "d\n\n": 0.3},
+        draft_kw=dict(clock=clock, propose_cost=0.01),
+        target_kw=dict(clock=clock, propose_cost=0.3, score_cost=0.02),
+        clock=clock,
+    )
+    result = engine.generate("q", budget=Budget(latency_s=1.0, max_steps=1000))
+    assert result.budget_exhausted and result.stop_reason == "latency"
+    assert result.stats.wall_s <= 1.0 + 1e-9
+    sources = [s.source for s in result.steps]
+    assert sources[:3] == ["target"] * 3 and set(sources[3:]) == {"draft"}
+    assert result.text  # the best answer so far, not an empty one
+
+
+def test_max_new_tokens_ends_beams():
+    engine, _, _, _ = engine_with(lambda i: ["dddd\n\n"], lambda i: ["tttt\n\n"], {})
+    result = engine.generate("q", budget=Budget(max_new_tokens=13))
+    assert result.stats.completion_tokens <= 13 + 6
+    assert result.budget_exhausted and result.stop_reason == "max_new_tokens"
+
+
+def test_model_failure_names_role_model_and_step():
+    engine, _, _, _ = engine_with(
+        lambda i: ["d\n\n"], lambda i: ["t\n\n"], {}, target_kw=dict(fail_at_call=3)
+    )
+    with pytest.raises(ModelCallError, match=r"target model 'target' failed at step 3: RuntimeError"):
+        engine.generate("q", config=SpecsConfig(tau=1.0), budget=Budget(max_steps=5))
+
+
+class NanReward:
+    name = "nan-prm"
+
+    def score(self, question, solutions):
+        return [float("nan")] * len(solutions)
+
+
+def test_nan_reward_is_an_error_naming_the_reward_model_and_step():
+    draft = ScriptedLM("draft", lambda i: ["d\n\n"])
+    engine = SpecsEngine(draft, ScriptedLM("target", lambda i: ["t\n\n"]), NanReward())
+    with pytest.raises(RewardError, match=r"reward model 'nan-prm' failed at step 1.*nan"):
+        engine.generate("q")
+
+
+def test_different_tokenizers_use_text_unless_ids_are_forced():
+    draft = ScriptedLM("draft", lambda i: ["d\n\n"], fingerprint="a")
+    target = ScriptedLM("target", lambda i: ["t\n\n"], fingerprint="b")
+    engine = SpecsEngine(draft, target, TableReward({"t\n\n": 0.9, "d\n\n": 0.9}))
+    result = engine.generate("q", config=SpecsConfig(accept_threshold=-1.0), budget=Budget(max_steps=3))
+    assert [s.source for s in result.steps] == ["target", "draft", "draft"]
+    with pytest.raises(Exception, match="token_passing='ids' needs one tokenizer"):
+        engine.generate("q", config=SpecsConfig(token_passing="ids"))
