@@ -76,15 +76,24 @@ class SpecsEngine:
         target: Optional[str] = None,
         reward: Optional[Union[str, RewardLike]] = None,
         *,
+        preset: Optional[str] = None,
         backend: str = "transformers",
         dtype: str = "bfloat16",
         device: str = "cpu",
         **backend_kwargs: Any,
     ) -> SpecsEngine:
-        """Loads models from local directories, hub ids or preset names. Models are cached
-        per process, so engines built twice from the same locations share their weights."""
+        """Loads models from local directories, hub ids or registry names; `preset` (e.g.
+        "qwen2.5-coder") fills the roles not given. Models are cached per process, so
+        engines built twice from the same locations share their weights."""
         from specs_engine.backends import load_language_model
         from specs_engine.rewards import load_reward_model
+
+        if preset is not None:
+            from specs_engine.sources import resolve_preset
+
+            roles = resolve_preset(preset)
+            draft, target = draft or roles["draft"], target or roles["target"]
+            reward = reward or roles["reward"]
 
         def lm(location: Optional[str]) -> Optional[LanguageModel]:
             if location is None:
@@ -162,7 +171,13 @@ class SpecsEngine:
         """stream() for asyncio: the search runs in a thread, events cross to the loop."""
         loop = asyncio.get_running_loop()
         events: asyncio.Queue = asyncio.Queue()
-        put = lambda item: loop.call_soon_threadsafe(events.put_nowait, item)  # noqa: E731
+
+        def put(item: Any) -> None:
+            try:
+                loop.call_soon_threadsafe(events.put_nowait, item)
+            except RuntimeError:  # the consumer's loop closed after it had its result
+                pass
+
         cancel = self._start(put, prompt, method, config, budget, kwargs)
         try:
             while (item := await events.get()) is not _DONE:
@@ -251,7 +266,7 @@ def _as_reward_model(reward: Optional[RewardLike]) -> Optional[RewardModel]:
     if reward is None or isinstance(reward, RewardModel):
         return reward
     if callable(reward):
-        from specs_engine.rewards.callable import CallableReward
+        from specs_engine.rewards.callable_reward import CallableReward
 
         return CallableReward(reward)
     raise ConfigError(

