@@ -204,3 +204,18 @@ def test_different_tokenizers_use_text_unless_ids_are_forced():
     assert [s.source for s in result.steps] == ["target", "draft", "draft"]
     with pytest.raises(Exception, match="token_passing='ids' needs one tokenizer"):
         engine.generate("q", config=SpecsConfig(token_passing="ids"))
+
+
+def test_round_cut_by_the_deadline_is_salvaged_without_scoring():
+    """A first target round that outlives the budget returns its likeliest candidate at
+    once: scoring it would only add to the overrun."""
+    clock = FakeClock()
+    engine, _, _, reward = engine_with(
+        lambda i: ["d\n\n"], lambda i: ["long step\n\n", "x\n\n"], {},
+        target_lp={"long step\n\n": -0.1, "x\n\n": -3.0},
+        target_kw=dict(clock=clock, propose_cost=1.5), clock=clock,
+    )
+    result = engine.generate("q", config=SpecsConfig(n=2, beam_width=2), budget=Budget(latency_s=1.0))
+    assert result.text == "long step\n\n" and result.steps[0].reward is None
+    assert result.budget_exhausted and result.stop_reason == "latency"
+    assert reward.calls == 0

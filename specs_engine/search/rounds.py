@@ -22,6 +22,8 @@ def reward_round(run: SearchRun, role: Source, beams: Sequence[Beam]) -> tuple[l
 
     Returns the new beams and the best reward seen (SPECS switches modes on it)."""
     proposals = run.propose(role, beams, run.per_beam(beams))
+    if run.timed_out():
+        return run.salvage(proposals), float("-inf")
     rewards = run.rewards(proposals)
     return keep_best(run, proposals, rewards, run.open_slots()), max(rewards)
 
@@ -36,5 +38,8 @@ def finish_cheaply(run: SearchRun, beams: Sequence[Beam], role: Source) -> list[
     best = max(beams, key=rank_key)
     with run.round("cheap"):
         proposals = run.propose(role, [best], 1, greedy=True)
-        children = [run.accept(proposals[0], run.rewards(proposals)[0])]
+        if run.timed_out():
+            children = run.salvage(proposals)
+        else:
+            children = [run.accept(proposals[0], run.rewards(proposals)[0])]
     return run.advance(children)

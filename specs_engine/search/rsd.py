@@ -20,6 +20,9 @@ def run_rsd(run: SearchRun) -> list[Beam]:
         with run.round("round"):
             run.stats.draft_rounds += 1
             proposals = run.propose("draft", beams, run.per_beam(beams))
+            if run.timed_out():
+                beams = run.advance(run.salvage(proposals))
+                break
             rewards = run.rewards(proposals)
             good = [i for i, r in enumerate(rewards) if r >= run.config.rsd_threshold]
             if good:

@@ -121,6 +121,21 @@ class SearchRun:
     def out_of_time(self) -> None:
         self.stop_reason = "latency"
 
+    def timed_out(self) -> bool:
+        """True once the deadline has passed, e.g. while a proposal was being decoded."""
+        if self.time_left() <= 0:
+            self.out_of_time()
+        return self.stop_reason == "latency"
+
+    def salvage(self, proposals: Sequence[Proposal]) -> list[Beam]:
+        """Out of time mid-round: verifying would overrun the deadline, so keep the
+        candidate its own model found likeliest (per token) and let the search stop."""
+        written = [p for p in proposals if p.candidate.token_ids]
+        if not written:
+            return []
+        mean_logprob = lambda p: sum(p.candidate.token_logprobs) / len(p.candidate.token_ids)  # noqa: E731
+        return [self.accept(max(written, key=mean_logprob), reward=None)]
+
     @contextmanager
     def round(self, kind: str) -> Iterator[None]:
         """Times a round so can_afford can predict the next one (the slowest recent one)."""
@@ -188,6 +203,7 @@ class SearchRun:
         started = self.clock()
         values = self._call("reward", reward.name, reward.score, self.question, solutions)
         elapsed = self.clock() - started
+        self._round_cost["reward"] = elapsed
         self.stats.reward_s += elapsed
         if charge_busy:
             self._busy_s += elapsed
@@ -216,7 +232,10 @@ class SearchRun:
         return beam
 
     def advance(self, children: Sequence[Beam]) -> list[Beam]:
-        """Moves completed children out of the live set and streams what is settled."""
+        """Moves completed children out of the live set and streams what is settled.
+        No children (a round cut by the deadline before writing anything) keeps the beams."""
+        if not children:
+            return self.beams
         self.step_index += 1
         self.completed += [beam for beam in children if beam.finished]
         self.beams = [beam for beam in children if not beam.finished]
@@ -315,7 +334,8 @@ class SearchRun:
         )
 
     def _verify_cost(self) -> float:
-        return self._round_cost.get("verify", 0.0)
+        """Time to keep free after decoding, for the scoring that follows it."""
+        return max(self._round_cost.get("verify", 0.0), self._round_cost.get("reward", 0.0))
 
     def _end_of(self, beam: Beam, candidate: Candidate, role: Source) -> Optional[str]:
         """Why a beam is complete, or None while it goes on."""

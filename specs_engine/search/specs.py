@@ -25,7 +25,7 @@ def run_specs(run: SearchRun) -> list[Beam]:
         if mode == "draft":
             with run.round("draft round"):
                 children = draft_round(run, beams)
-            if children:
+            if children or run.stop_reason:
                 beams = run.advance(children)
                 continue
             run.stats.draft_rounds_rejected += 1
@@ -39,10 +39,13 @@ def run_specs(run: SearchRun) -> list[Beam]:
 
 def draft_round(run: SearchRun, beams: Sequence[Beam]) -> list[Beam]:
     """Draft candidates, soft-verified; survivors are sampled into the kept beams.
-    Empty when no candidate survives (the caller defers to the target)."""
+    Empty when no candidate survives (the caller defers to the target, unless the
+    deadline passed: then the run has a stop reason and the round was salvaged)."""
     config = run.config
     run.stats.draft_rounds += 1
     proposals = run.propose("draft", beams, run.per_beam(beams))
+    if run.timed_out():
+        return run.salvage(proposals)
     ratios, rewards = run.verify(proposals)
     scores = [soft_score(r, x, config.beta) for r, x in zip(rewards, ratios)]
     alive = survivors(scores, config.accept_threshold)
