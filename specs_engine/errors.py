@@ -29,6 +29,20 @@ class RewardError(ModelCallError):
     """The reward model raised or returned a value that is not a finite number."""
 
 
+class ServerUnavailableError(SpecsError, ConnectionError):
+    """A model server could not be reached, refused the key, or gave no answer in time."""
+
+
+class ServerResponseError(SpecsError, RuntimeError):
+    """A server answered with something that cannot be used as a score (bad JSON, a
+    missing field, token counts that do not match what was sent)."""
+
+
+class DeadlineExceededError(SpecsError, TimeoutError):
+    """The call's deadline passed before a model answered; nothing usable came back.
+    The search treats it as the latency budget running out, not as a failure."""
+
+
 class MissingExtraError(SpecsError, ImportError):
     """An optional dependency is missing; the message names the install command."""
 

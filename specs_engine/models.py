@@ -78,9 +78,15 @@ class LanguageModel(Protocol):
         ...
 
     def score(
-        self, prefixes: Sequence[Sequence[int]], continuations: Sequence[Sequence[int]]
+        self,
+        prefixes: Sequence[Sequence[int]],
+        continuations: Sequence[Sequence[int]],
+        *,
+        deadline: float | None = None,
     ) -> list[list[float]]:
-        """Per-token log p(continuation | prefix) for each pair, in one batched prefill."""
+        """Per-token log p(continuation | prefix) for each pair, in one batched prefill.
+        A backend that can wait (a remote server) raises DeadlineExceededError once the
+        time.monotonic() deadline passes; an in-process prefill may ignore it."""
         ...
 
 

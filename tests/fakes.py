@@ -76,7 +76,8 @@ class FakeLM:
         return [[self._next(prefix, params)] * num_candidates for prefix in prefixes]
 
     def score(
-        self, prefixes: Sequence[Sequence[int]], continuations: Sequence[Sequence[int]]
+        self, prefixes: Sequence[Sequence[int]], continuations: Sequence[Sequence[int]],
+        *, deadline: float | None = None,
     ) -> list[list[float]]:
         return [[self.token_logprob] * len(c) for c in continuations]
 

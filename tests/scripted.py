@@ -74,7 +74,8 @@ class ScriptedLM:
         return [[self._candidate(p, j, rng, params) for j in range(num_candidates)] for p in prefixes]
 
     def score(
-        self, prefixes: Sequence[Sequence[int]], continuations: Sequence[Sequence[int]]
+        self, prefixes: Sequence[Sequence[int]], continuations: Sequence[Sequence[int]],
+        *, deadline: float | None = None,
     ) -> list[list[float]]:
         self.score_calls += 1
         if self.clock:

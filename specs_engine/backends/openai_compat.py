@@ -24,7 +24,13 @@ from dataclasses import dataclass
 import hashlib
 from typing import Any, AsyncIterator, Awaitable, Callable, Sequence, TypeVar
 
-from specs_engine.errors import ConfigError, MissingExtraError, SpecsError
+from specs_engine.errors import (
+    ConfigError,
+    DeadlineExceededError,
+    MissingExtraError,
+    ServerResponseError,
+    ServerUnavailableError,
+)
 from specs_engine.models import Candidate, FinishReason, Prompt, ProposalParams
 
 API_KEY_ENV = "SPECS_OPENAI_API_KEY"
@@ -32,19 +38,6 @@ API_KEY_ENV = "SPECS_OPENAI_API_KEY"
 key must never be sent to a self-hosted server by accident)."""
 
 T = TypeVar("T")
-
-
-class ServerUnavailableError(SpecsError, ConnectionError):
-    """A server could not be reached, refused the key, or gave no answer in time."""
-
-
-class ServerResponseError(SpecsError, RuntimeError):
-    """A server answered with something that cannot be used as a score (bad JSON, a
-    missing field, token counts that do not match what was sent)."""
-
-
-class DeadlineExceededError(SpecsError, TimeoutError):
-    """The call's deadline passed before the server answered; nothing usable came back."""
 
 
 _loop_lock = threading.Lock()

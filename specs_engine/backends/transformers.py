@@ -206,10 +206,12 @@ class TransformersLM:
     # ---- scoring ------------------------------------------------------------------
 
     def score(
-        self, prefixes: Sequence[Sequence[int]], continuations: Sequence[Sequence[int]]
+        self, prefixes: Sequence[Sequence[int]], continuations: Sequence[Sequence[int]],
+        *, deadline: Optional[float] = None,
     ) -> list[list[float]]:
         """Per-token log p(continuation | prefix). Pairs sharing a prefix (the usual case:
-        all candidates of one beam) run as one batch over that prefix's cached KV."""
+        all candidates of one beam) run as one batch over that prefix's cached KV.
+        `deadline` is ignored: an in-process prefill cannot hang, and is not cut short."""
         if len(prefixes) != len(continuations):
             raise ConfigError(
                 f"score got {len(prefixes)} prefixes and {len(continuations)} continuations: "

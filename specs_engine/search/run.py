@@ -14,12 +14,13 @@ import threading
 import time
 from concurrent.futures import Executor
 from contextlib import contextmanager
+from functools import partial
 from dataclasses import dataclass, replace
 from typing import Callable, Iterator, Optional, Sequence
 
 from specs_engine.answers import extract_answer, has_final_answer, weighted_vote
 from specs_engine.config import Budget, SpecsConfig
-from specs_engine.errors import ModelCallError, RewardError
+from specs_engine.errors import DeadlineExceededError, ModelCallError, RewardError
 from specs_engine.models import Candidate, LanguageModel, Prompt, ProposalParams, RewardModel
 from specs_engine.result import Event, FinalEvent, SearchResult, Source, Stats, Step, StepEvent
 from specs_engine.search.beams import Beam, common_chain, rank_key
@@ -185,13 +186,19 @@ class SearchRun:
         self._considered += len(proposals)
         return proposals
 
-    def verify(self, proposals: Sequence[Proposal]) -> tuple[list[float], list[float]]:
-        """Target log-ratios and rewards of draft candidates, computed concurrently."""
+    def verify(self, proposals: Sequence[Proposal]) -> Optional[tuple[list[float], list[float]]]:
+        """Target log-ratios and rewards of draft candidates, computed concurrently.
+        None when the target could not answer before the deadline."""
         started = self.clock()
         ratios = self.roles.executor.submit(self._target_log_ratios, proposals)
         rewards = self.rewards(proposals, charge_busy=False)
-        result = ratios.result(), rewards
-        self._busy_s += self.clock() - started
+        try:
+            result = ratios.result(), rewards
+        except DeadlineExceededError:
+            self.out_of_time()
+            return None
+        finally:
+            self._busy_s += self.clock() - started
         self._round_cost["verify"] = self.clock() - started
         return result
 
@@ -279,6 +286,8 @@ class SearchRun:
         """Runs a model call; a failure names the role, the model and the step."""
         try:
             return fn(*args)
+        except DeadlineExceededError:
+            raise  # the budget ran out while waiting: the round is salvaged, not failed
         except Exception as exc:  # re-raised with where it happened, never swallowed
             error = RewardError if role == "reward" else ModelCallError
             raise error(role, name, self.step_index + 1, exc) from exc
@@ -298,7 +307,9 @@ class SearchRun:
             for p in proposals
         ]
         started = self.clock()
-        scored = self._call("target", target.name, target.score, prefixes, continuations)
+        scored = self._call(
+            "target", target.name, partial(target.score, deadline=self.deadline), prefixes, continuations
+        )
         self.stats.target_s += self.clock() - started
         self.stats.target_scored_tokens += sum(map(len, continuations))
         ratios = []

@@ -46,7 +46,10 @@ def draft_round(run: SearchRun, beams: Sequence[Beam]) -> list[Beam]:
     proposals = run.propose("draft", beams, run.per_beam(beams))
     if run.timed_out():
         return run.salvage(proposals)
-    ratios, rewards = run.verify(proposals)
+    verified = run.verify(proposals)
+    if verified is None:
+        return run.salvage(proposals)
+    ratios, rewards = verified
     scores = [soft_score(r, x, config.beta) for r, x in zip(rewards, ratios)]
     alive = survivors(scores, config.accept_threshold)
     if not alive:

@@ -1,0 +1,176 @@
+"""Run search methods over GSM8K problems and summarise accuracy against latency.
+
+Rows are appended to a JSONL file and flushed one problem at a time, so an interrupted
+run keeps what it finished and a rerun with the same output folder resumes where it
+stopped. Every method sees the same problems, the same models and the same n.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Optional
+
+from specs_engine.config import Budget, SpecsConfig
+from specs_engine.engine import SpecsEngine
+from specs_engine.errors import ConfigError
+
+ROWS = "results.jsonl"
+SUMMARY = "summary.json"
+TABLE = "summary.md"
+PLOT = "accuracy_latency.png"
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One compared setting: a method and, for single-model methods, which model."""
+
+    method: str
+    model: str = "target"
+
+    @property
+    def label(self) -> str:
+        single = self.method in ("beam_search", "best_of_n", "greedy")
+        return f"{self.method}:{self.model}" if single else self.method
+
+    @classmethod
+    def parse(cls, text: str) -> Arm:
+        """'specs', 'rsd', 'beam_search:target', 'greedy:draft', ..."""
+        method, _, model = text.partition(":")
+        return cls(method, model or "target")
+
+
+def done_keys(path: Path) -> set[tuple[str, str]]:
+    """(arm, problem id) pairs already in the rows file; a torn last line is ignored."""
+    keys = set()
+    if path.exists():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            keys.add((row["arm"], row["problem"]))
+    return keys
+
+
+def run_rows(
+    engine: SpecsEngine,
+    problems: list,
+    arms: list[Arm],
+    config: SpecsConfig,
+    budget: Budget,
+    out: Path,
+    progress: Optional[Any] = None,
+) -> Path:
+    """Runs every arm on every problem not done yet, appending one JSON row each."""
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / ROWS
+    done = done_keys(path)
+    with path.open("a", encoding="utf-8") as rows:
+        for problem in problems:
+            for arm in arms:
+                if (arm.label, problem.id) not in done:
+                    rows.write(json.dumps(run_one(engine, problem, arm, config, budget)) + "\n")
+                    rows.flush()
+                if progress is not None:
+                    progress.update(1)
+    return path
+
+
+def run_one(engine: SpecsEngine, problem, arm: Arm, config: SpecsConfig, budget: Budget) -> dict:
+    result = engine.generate(problem.messages(), arm.method, config, budget, model=arm.model)
+    stats = result.stats
+    steps = max(stats.steps_from_draft + stats.steps_from_target, 1)
+    return {
+        "arm": arm.label, "problem": problem.id, "expected": problem.answer,
+        "answer": result.answer, "correct": problem.is_correct(result.answer),
+        "wall_s": stats.wall_s, "draft_s": stats.draft_s, "target_s": stats.target_s,
+        "reward_s": stats.reward_s, "draft_share": stats.steps_from_draft / steps,
+        "budget_exhausted": result.budget_exhausted, "stop_reason": result.stop_reason,
+        "text": result.text,
+    }
+
+
+def summarise(rows: Iterable[dict], reference: str = "beam_search:target") -> list[dict]:
+    """Per arm: accuracy with a 95% Wilson interval, mean and p90 latency, latency
+    relative to the reference arm, and the share of steps the draft wrote."""
+    by_arm: dict[str, list[dict]] = {}
+    for row in rows:
+        by_arm.setdefault(row["arm"], []).append(row)
+    ref_latency = statistics.mean(r["wall_s"] for r in by_arm[reference]) if reference in by_arm else None
+    table = []
+    for arm, arm_rows in by_arm.items():
+        walls = sorted(r["wall_s"] for r in arm_rows)
+        correct = sum(r["correct"] for r in arm_rows)
+        low, high = wilson(correct, len(arm_rows))
+        mean = statistics.mean(walls)
+        table.append({
+            "arm": arm, "problems": len(arm_rows), "accuracy": correct / len(arm_rows),
+            "ci_low": low, "ci_high": high, "mean_s": mean,
+            "p90_s": walls[min(len(walls) - 1, math.ceil(0.9 * len(walls)) - 1)],
+            "latency_vs_ref": mean / ref_latency if ref_latency else None,
+            "draft_share": statistics.mean(r["draft_share"] for r in arm_rows),
+        })
+    return table
+
+
+def wilson(successes: int, total: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval: honest at the small n a CPU benchmark affords."""
+    if total == 0:
+        return 0.0, 0.0
+    p = successes / total
+    centre = (p + z * z / (2 * total)) / (1 + z * z / total)
+    half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / (1 + z * z / total)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def markdown(table: list[dict]) -> str:
+    lines = [
+        "| method | problems | accuracy (95% CI) | mean s | p90 s | latency vs BS(target) | draft steps |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in table:
+        relative = f"{r['latency_vs_ref']:.2f}x" if r["latency_vs_ref"] else "-"
+        lines.append(
+            f"| {r['arm']} | {r['problems']} | {r['accuracy']:.1%} ({r['ci_low']:.0%}-{r['ci_high']:.0%}) "
+            f"| {r['mean_s']:.1f} | {r['p90_s']:.1f} | {relative} | {r['draft_share']:.0%} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def write_summary(out: Path) -> list[dict]:
+    """summary.json, summary.md and (with matplotlib) the accuracy-latency plot."""
+    path = out / ROWS
+    if not path.exists():
+        raise ConfigError(f"no rows at {path}: run `specs bench` first")
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    table = summarise(rows)
+    (out / SUMMARY).write_text(json.dumps(table, indent=2), encoding="utf-8")
+    (out / TABLE).write_text(markdown(table), encoding="utf-8")
+    plot(table, out / PLOT)
+    return table
+
+
+def plot(table: list[dict], path: Path) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for r in table:
+        err = [[r["accuracy"] - r["ci_low"]], [r["ci_high"] - r["accuracy"]]]
+        ax.errorbar(r["mean_s"], r["accuracy"], yerr=err, fmt="o", capsize=4)
+        ax.annotate(r["arm"], (r["mean_s"], r["accuracy"]), textcoords="offset points", xytext=(6, 4))
+    ax.set_xlabel("mean latency per problem (s)")
+    ax.set_ylabel("accuracy")
+    ax.set_title("GSM8K: accuracy vs latency")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -1,0 +1,142 @@
+"""The `specs` command.
+
+    specs run "question"      stream a SPECS solution step by step, then the time split
+    specs bench               compare methods on GSM8K; JSONL rows, a table and a plot
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Optional, Sequence
+
+from specs_engine.config import METHODS, Budget, SpecsConfig
+from specs_engine.engine import SpecsEngine
+from specs_engine.errors import SpecsError
+from specs_engine.result import FinalEvent, SearchResult
+
+DEFAULT_PRESET = "qwen2.5-coder"
+INSTRUCTION = (
+    "Solve the problem step by step, one short step per paragraph. "
+    "End with the final answer in \\boxed{}."
+)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except SpecsError as exc:
+        print(f"specs: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\nspecs: interrupted; finished rows are kept, rerun to resume", file=sys.stderr)
+        return 130
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="specs", description="SPECS: speculative test-time search")
+    sub = top.add_subparsers(required=True, dest="command")
+    run = sub.add_parser("run", help="solve one question, streaming each accepted step")
+    run.add_argument("question")
+    run.add_argument("--method", default="specs", choices=METHODS)
+    run.add_argument("--model", default="target", choices=("draft", "target"),
+                     help="the model of single-model methods (beam_search, best_of_n, greedy)")
+    run.set_defaults(func=cmd_run)
+    bench = sub.add_parser("bench", help="compare methods on GSM8K problems")
+    bench.add_argument("--methods", default="specs,beam_search:target,beam_search:draft,rsd",
+                       help="comma-separated method[:draft|target] list")
+    bench.add_argument("--split", default="test", choices=("train", "tune", "test"))
+    bench.add_argument("--limit", type=int, default=None, help="first N problems of the split")
+    bench.add_argument("--out", type=Path, default=Path("runs/bench"))
+    bench.set_defaults(func=cmd_bench)
+    for command in (run, bench):
+        models = command.add_argument_group("models")
+        models.add_argument("--preset", default=None,
+                            help=f"draft/target/reward preset (default {DEFAULT_PRESET} when no model is given)")
+        models.add_argument("--draft")
+        models.add_argument("--target")
+        models.add_argument("--reward")
+        models.add_argument("--backend", default="transformers")
+        models.add_argument("--dtype", default="bfloat16")
+        knobs = command.add_argument_group("search")
+        knobs.add_argument("--n", type=int, default=SpecsConfig.n)
+        knobs.add_argument("--beam-width", type=int, default=None, help="default: n (one beam)")
+        knobs.add_argument("--beta", type=float, default=SpecsConfig.beta)
+        knobs.add_argument("--accept-threshold", type=float, default=SpecsConfig.accept_threshold)
+        knobs.add_argument("--tau", type=float, default=SpecsConfig.tau)
+        knobs.add_argument("--temperature", type=float, default=SpecsConfig.temperature)
+        knobs.add_argument("--seed", type=int, default=0)
+        knobs.add_argument("--budget-s", type=float, default=None, help="latency budget per question")
+        knobs.add_argument("--max-steps", type=int, default=Budget.max_steps)
+        knobs.add_argument("--max-new-tokens", type=int, default=Budget.max_new_tokens)
+    return top
+
+
+def build(args: argparse.Namespace) -> tuple[SpecsEngine, SpecsConfig, Budget]:
+    """Validates the knobs before loading any model, then loads the models."""
+    config = SpecsConfig(
+        n=args.n, beam_width=args.beam_width or args.n, beta=args.beta,
+        accept_threshold=args.accept_threshold, tau=args.tau,
+        temperature=args.temperature, seed=args.seed,
+    )
+    budget = Budget(latency_s=args.budget_s, max_steps=args.max_steps, max_new_tokens=args.max_new_tokens)
+    preset = args.preset or (None if args.draft or args.target else DEFAULT_PRESET)
+    print(f"loading models ({preset or 'custom'}) ...", file=sys.stderr)
+    engine = SpecsEngine.from_pretrained(
+        draft=args.draft, target=args.target, reward=args.reward, preset=preset,
+        backend=args.backend, dtype=args.dtype,
+    )
+    return engine, config, budget
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    engine, config, budget = build(args)
+    prompt = [{"role": "user", "content": f"{INSTRUCTION}\n\n{args.question}"}]
+    for event in engine.stream(prompt, args.method, config, budget, model=args.model):
+        if isinstance(event, FinalEvent):
+            if event.delta:
+                print(event.delta, end="" if event.delta.endswith("\n") else "\n")
+            report(event.result)
+        else:
+            step = event.step
+            reward = "-" if step.reward is None else f"{step.reward:.2f}"
+            print(f"--- step {event.index} [{step.source}, reward {reward}, at {step.elapsed_s:.1f} s]")
+            print(step.text.rstrip("\n"))
+    return 0
+
+
+def report(result: SearchResult) -> None:
+    s = result.stats
+    print(f"\nanswer: {result.answer}   ({result.stop_reason}"
+          f"{', budget exhausted' if result.budget_exhausted else ''})")
+    print(f"time: {s.wall_s:.1f} s = draft {s.draft_s:.1f} + target {s.target_s:.1f} + "
+          f"reward {s.reward_s:.1f} (target and reward overlap) + engine {s.overhead_s:.2f}")
+    print(f"steps: {s.steps_from_draft} from the draft, {s.steps_from_target} from the target; "
+          f"draft rounds rejected {s.draft_rounds_rejected}/{s.draft_rounds}")
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from specs_engine import bench
+    from specs_engine.data.gsm8k import load_problems
+
+    arms = [bench.Arm.parse(a) for a in args.methods.split(",") if a]
+    for arm in arms:
+        if arm.method not in METHODS or arm.model not in ("draft", "target"):
+            raise SpecsError(f"--methods entry {arm.label!r}: use method[:draft|target], "
+                             f"method one of {', '.join(METHODS)}")
+    problems = load_problems(args.split, limit=args.limit)
+    engine, config, budget = build(args)
+    from tqdm import tqdm
+
+    with tqdm(total=len(problems) * len(arms), desc="bench", unit="run") as progress:
+        bench.run_rows(engine, problems, arms, config, budget, args.out, progress)
+    table = bench.write_summary(args.out)
+    print(bench.markdown(table))
+    print(f"rows, summary and plot in {args.out}/")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
