@@ -28,16 +28,33 @@ from specs_engine.rewards.value_head import ValueHeadPRM  # noqa: E402
 PROMPT = "Ann has 3 apples and buys 4 more. How many apples does Ann have?"
 
 
-def build_engine(root: Path) -> SpecsEngine:
-    """A draft (hidden 64) and a 4x wider target sharing one tokenizer, and a value-head PRM."""
+def build_engine(root: Path, eos_bias: float | None = None) -> SpecsEngine:
+    """A draft (hidden 64) and a 4x wider target sharing one tokenizer, and a value-head
+    PRM. eos_bias overrides the tiny models' pull toward EOS (negative: they rarely stop,
+    so a latency budget, not the end of the solution, ends the search)."""
     tokenizer = build_tokenizer()
     draft_dir = build_causal_lm(root / "draft", seed=0, hidden=64, tokenizer=tokenizer)
     target_dir = build_causal_lm(root / "target", seed=1, hidden=256, tokenizer=tokenizer)
+    if eos_bias is not None:
+        for directory in (draft_dir, target_dir):
+            set_eos_bias(directory, eos_bias)
     base = TransformersLM.from_pretrained(draft_dir, dtype="float32")
     reward_dir = ValueHeadPRM.untrained(base).save_head(root / "reward", base=str(draft_dir))
     return SpecsEngine.from_pretrained(
         draft=str(draft_dir), target=str(target_dir), reward=str(reward_dir), dtype="float32"
     )
+
+
+def set_eos_bias(directory: Path, bias: float) -> None:
+    """Rewrites a tiny model's lm_head row for EOS (see tiny_models._bias_toward)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(directory, dtype=torch.float32)
+    eos = AutoTokenizer.from_pretrained(directory).eos_token_id
+    with torch.no_grad():
+        model.get_output_embeddings().weight[eos, 0] = bias
+    model.save_pretrained(directory)
 
 
 class TimedScores:
@@ -49,9 +66,9 @@ class TimedScores:
     def __getattr__(self, name: str):
         return getattr(self.model, name)
 
-    def score(self, prefixes, continuations):
+    def score(self, prefixes, continuations, **kwargs):
         started = time.perf_counter()
-        out = self.model.score(prefixes, continuations)
+        out = self.model.score(prefixes, continuations, **kwargs)
         self.calls.append((len(prefixes[0]), time.perf_counter() - started))
         return out
 
@@ -124,11 +141,11 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=10)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as root:
-        engine = build_engine(Path(root))
+        engine = build_engine(Path(root) / "default")
         engine.generate(PROMPT, budget=Budget(max_steps=2))  # warm-up
         overhead_share(engine, args.runs)
-        verification_by_step(engine)
-        deadline_overrun(engine, args.runs)
+        verification_by_step(build_engine(Path(root) / "long", eos_bias=-10.0))
+        deadline_overrun(build_engine(Path(root) / "long", eos_bias=-10.0), args.runs)
 
 
 if __name__ == "__main__":
