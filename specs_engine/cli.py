@@ -13,7 +13,7 @@ from typing import Optional, Sequence
 
 from specs_engine.config import METHODS, Budget, SpecsConfig
 from specs_engine.engine import SpecsEngine
-from specs_engine.errors import SpecsError
+from specs_engine.errors import ConfigError, SpecsError
 from specs_engine.result import FinalEvent, SearchResult
 
 DEFAULT_PRESET = "qwen2.5-coder"
@@ -67,6 +67,7 @@ def parser() -> argparse.ArgumentParser:
         knobs.add_argument("--accept-threshold", type=float, default=SpecsConfig.accept_threshold)
         knobs.add_argument("--tau", type=float, default=SpecsConfig.tau)
         knobs.add_argument("--temperature", type=float, default=SpecsConfig.temperature)
+        knobs.add_argument("--max-step-tokens", type=int, default=SpecsConfig.max_step_tokens)
         knobs.add_argument("--seed", type=int, default=0)
         knobs.add_argument("--budget-s", type=float, default=None, help="latency budget per question")
         knobs.add_argument("--max-steps", type=int, default=Budget.max_steps)
@@ -79,7 +80,7 @@ def build(args: argparse.Namespace) -> tuple[SpecsEngine, SpecsConfig, Budget]:
     config = SpecsConfig(
         n=args.n, beam_width=args.beam_width or args.n, beta=args.beta,
         accept_threshold=args.accept_threshold, tau=args.tau,
-        temperature=args.temperature, seed=args.seed,
+        temperature=args.temperature, seed=args.seed, max_step_tokens=args.max_step_tokens,
     )
     budget = Budget(latency_s=args.budget_s, max_steps=args.max_steps, max_new_tokens=args.max_new_tokens)
     preset = args.preset or (None if args.draft or args.target else DEFAULT_PRESET)
@@ -92,6 +93,8 @@ def build(args: argparse.Namespace) -> tuple[SpecsEngine, SpecsConfig, Budget]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    if not args.question.strip():
+        raise ConfigError("the question is empty: give the problem to solve as the argument")
     engine, config, budget = build(args)
     prompt = [{"role": "user", "content": f"{INSTRUCTION}\n\n{args.question}"}]
     for event in engine.stream(prompt, args.method, config, budget, model=args.model):
