@@ -15,6 +15,7 @@ import statistics
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
@@ -28,37 +29,45 @@ from specs_engine.rewards.value_head import ValueHeadPRM  # noqa: E402
 PROMPT = "Ann has 3 apples and buys 4 more. How many apples does Ann have?"
 
 
-def build_engine(root: Path, eos_bias: float | None = None) -> SpecsEngine:
+def build_engine(root: Path, endless: bool = False) -> SpecsEngine:
     """A draft (hidden 64) and a 4x wider target sharing one tokenizer, and a value-head
-    PRM. eos_bias overrides the tiny models' pull toward EOS (negative: they rarely stop,
-    so a latency budget, not the end of the solution, ends the search)."""
+    PRM; `endless` wraps draft and target in Endless."""
     tokenizer = build_tokenizer()
     draft_dir = build_causal_lm(root / "draft", seed=0, hidden=64, tokenizer=tokenizer)
     target_dir = build_causal_lm(root / "target", seed=1, hidden=256, tokenizer=tokenizer)
-    if eos_bias is not None:
-        for directory in (draft_dir, target_dir):
-            set_eos_bias(directory, eos_bias)
     base = TransformersLM.from_pretrained(draft_dir, dtype="float32")
     reward_dir = ValueHeadPRM.untrained(base).save_head(root / "reward", base=str(draft_dir))
-    return SpecsEngine.from_pretrained(
+    engine = SpecsEngine.from_pretrained(
         draft=str(draft_dir), target=str(target_dir), reward=str(reward_dir), dtype="float32"
     )
+    if endless:
+        engine = SpecsEngine(Endless(engine.draft), Endless(engine.target), engine.reward)
+    return engine
 
 
-def set_eos_bias(directory: Path, bias: float) -> None:
-    """Rewrites a tiny model's lm_head row for EOS (see tiny_models._bias_toward)."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+class Endless:
+    """Wraps a model so its solutions never end by themselves: EOS becomes a cut step and
+    answer markers ('#', 'boxed') are dropped from the text (token ids are unchanged, so
+    target scoring is untouched). Then a latency budget, not the end of a solution,
+    ends the search, which is what the deadline and long-solution figures need."""
 
-    model = AutoModelForCausalLM.from_pretrained(directory, dtype=torch.float32)
-    eos = AutoTokenizer.from_pretrained(directory).eos_token_id
-    with torch.no_grad():
-        model.get_output_embeddings().weight[eos, 0] = bias
-    model.save_pretrained(directory)
+    def __init__(self, model: TransformersLM):
+        self.model = model
+
+    def __getattr__(self, name: str):
+        return getattr(self.model, name)
+
+    def propose(self, prefixes, num_candidates, params):
+        return [
+            [replace(c, text=c.text.replace("#", "").replace("boxed", ""),
+                     finish_reason="length" if c.finish_reason == "eos" else c.finish_reason)
+             for c in candidates]
+            for candidates in self.model.propose(prefixes, num_candidates, params)
+        ]
 
 
 class TimedScores:
-    """Wraps the target to time each verification prefill and note its prefix length."""
+    """Wraps the target to time each verification prefill and count what it prefilled."""
 
     def __init__(self, model: TransformersLM):
         self.model, self.calls = model, []
@@ -67,9 +76,10 @@ class TimedScores:
         return getattr(self.model, name)
 
     def score(self, prefixes, continuations, **kwargs):
-        started = time.perf_counter()
+        prefilled, started = self.model.prefill_tokens, time.perf_counter()
         out = self.model.score(prefixes, continuations, **kwargs)
-        self.calls.append((len(prefixes[0]), time.perf_counter() - started))
+        seconds = time.perf_counter() - started
+        self.calls.append((len(prefixes[0]), self.model.prefill_tokens - prefilled, seconds))
         return out
 
 
@@ -83,32 +93,28 @@ def overhead_share(engine: SpecsEngine, runs: int) -> None:
           f"max {max(shares):.1%} over {runs} runs (mean wall {statistics.mean(walls):.3f} s)")
 
 
-def verification_by_step(engine: SpecsEngine) -> None:
-    """Accept every draft step (threshold -inf, tau 0) so each step is one verification."""
-    timed = TimedScores(engine.target)
+def verification_by_step(engine: SpecsEngine, cache_size: int, solutions: int = 8) -> None:
+    """Accept every draft step (threshold -inf, tau 0) so each step is one verification;
+    cache_size=0 turns the target's prefix cache off, for comparison."""
+    target = engine.target.model
+    timed = TimedScores(Endless(TransformersLM(target.model, target.tokenizer, cache_size=cache_size)))
     probe = SpecsEngine(engine.draft, timed, engine.reward)
     config = SpecsConfig(tau=0.0, accept_threshold=float("-inf"), max_step_tokens=24)
-    per_step: dict[int, list[float]] = {}
-    prefixes: dict[int, list[int]] = {}
-    for seed in range(40):
+    steps: dict[int, list[tuple[int, int, float]]] = {1: [], 8: []}
+    for seed in range(solutions):
         timed.calls.clear()
-        result = probe.generate(PROMPT, config=config.with_overrides(seed=seed),
-                                budget=Budget(max_steps=10, max_new_tokens=2000))
-        if len(timed.calls) < 8:
-            continue
-        for step, (prefix_len, seconds) in enumerate(timed.calls[:8], start=1):
-            per_step.setdefault(step, []).append(seconds)
-            prefixes.setdefault(step, []).append(prefix_len)
-        if len(per_step.get(8, [])) >= 5:
-            break
-    if 8 not in per_step:
-        print("verification by step: no solution reached 8 steps")
-        return
-    first, eighth = statistics.median(per_step[1]), statistics.median(per_step[8])
-    print(f"target verification per step: step 1 {first * 1e3:.2f} ms (prefix "
-          f"{statistics.median(prefixes[1]):.0f} tokens), step 8 {eighth * 1e3:.2f} ms (prefix "
-          f"{statistics.median(prefixes[8]):.0f} tokens): ratio {eighth / first:.2f}x "
-          f"over {len(per_step[8])} solutions")
+        probe.generate(PROMPT, config=config.with_overrides(seed=seed),
+                       budget=Budget(max_steps=9, max_new_tokens=2000))
+        for step in steps:
+            steps[step].append(timed.calls[step - 1])
+    cells = []
+    for step, calls in steps.items():
+        prefix, prefilled, seconds = (statistics.median(c[i] for c in calls) for i in range(3))
+        cells.append(seconds)
+        print(f"  cache {'on ' if cache_size else 'off'} step {step}: {seconds * 1e3:6.2f} ms, "
+              f"prefix {prefix:.0f} tokens, prefilled {prefilled:.0f}")
+    print(f"target verification step 8 / step 1 with the cache {'on' if cache_size else 'off'}: "
+          f"{cells[1] / cells[0]:.2f}x (median of {solutions} solutions)")
 
 
 def deadline_overrun(engine: SpecsEngine, runs: int) -> None:
@@ -144,8 +150,10 @@ def main() -> None:
         engine = build_engine(Path(root) / "default")
         engine.generate(PROMPT, budget=Budget(max_steps=2))  # warm-up
         overhead_share(engine, args.runs)
-        verification_by_step(build_engine(Path(root) / "long", eos_bias=-10.0))
-        deadline_overrun(build_engine(Path(root) / "long", eos_bias=-10.0), args.runs)
+        endless = build_engine(Path(root) / "endless", endless=True)
+        verification_by_step(endless, cache_size=16)
+        verification_by_step(endless, cache_size=0)
+        deadline_overrun(endless, args.runs)
 
 
 if __name__ == "__main__":

@@ -100,7 +100,7 @@ class SpecsEngine:
                 return None
             return load_language_model(location, backend=backend, dtype=dtype, device=device, **backend_kwargs)
 
-        reward_model = None if reward is None else load_reward_model(reward, dtype=dtype, device=device)
+        reward_model = None if reward is None else load_reward_model(reward, backend=backend, dtype=dtype, device=device)
         return cls(draft=lm(draft), target=lm(target), reward=reward_model)
 
     @property

@@ -3,7 +3,9 @@ models these tests save. Run it alone with `bash scripts/vllm_tier.sh` (it build
 .venv-vllm first); the default `pytest` run deselects it (marker `vllm`).
 
 Tolerance: float32 weights on both sides; target and proposal log-probs agree with the
-transformers backend within ATOL per token (different kernels, same maths).
+transformers backend within ATOL per token (different kernels, same maths). Reward models
+(a tiny step-token PRM and a sequence classifier, served with --runner pooling) agree with
+the in-process transformers adapters within REWARD_ATOL.
 """
 
 from __future__ import annotations
@@ -32,12 +34,18 @@ from specs_engine.backends.vllm import VllmLM
 from specs_engine.config import Budget, SpecsConfig
 from specs_engine.engine import SpecsEngine
 from specs_engine.models import ProposalParams
+from specs_engine.rewards import load_reward_model
+from specs_engine.rewards.remote import RemoteSequenceClassifierReward, RemoteStepTokenPRM
 
 ATOL = 2e-3
+REWARD_ATOL = 1e-4
 HIDDEN = 128  # vLLM's CPU attention needs head_dim in {32, 64, ...}: 128 / 4 heads
 QUESTION = "Ann has 3 apples and buys 4 more. How many apples does Ann have?"
 CONFIG = SpecsConfig(n=4, beam_width=2, seed=0, max_step_tokens=12, tau=0.5)
 BUDGET = Budget(max_steps=3, max_new_tokens=36)
+LM_ROLES = ("draft", "target")
+REWARD_KINDS = ("step_token", "classifier")
+SOLUTIONS = [["Ann starts with 3 apples.", "Then 3 + 4 = 7."], ["3 + 4 = 8."]]
 
 
 def reward(question: str, steps) -> float:
@@ -54,7 +62,26 @@ def model_dirs(tmp_path_factory) -> dict[str, Path]:
     return {
         "draft": build_causal_lm(root / "draft", seed=0, hidden=HIDDEN, tokenizer=tok),
         "target": build_causal_lm(root / "target", seed=1, hidden=HIDDEN, tokenizer=tok),
+        "step_token": build_reward(root / "step_token", "step_token", tok),
+        "classifier": build_reward(root / "classifier", "classifier", tok),
     }
+
+
+def build_reward(path: Path, kind: str, tokenizer) -> Path:
+    """A tiny reward model vLLM's CPU kernels take (hidden 128): a Qwen2.5-Math-PRM
+    look-alike (2-label token classifier read at <extra_0>) or a 1-label classifier."""
+    import torch
+    from tiny_models import _common
+    from transformers import Qwen2Config, Qwen2ForSequenceClassification, Qwen2ForTokenClassification
+
+    torch.manual_seed(3)
+    if kind == "step_token":
+        model = Qwen2ForTokenClassification(Qwen2Config(num_labels=2, **_common(tokenizer, HIDDEN)))
+    else:
+        model = Qwen2ForSequenceClassification(Qwen2Config(num_labels=1, **_common(tokenizer, HIDDEN)))
+    model.eval().save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
 
 
 def free_port() -> int:
@@ -101,11 +128,13 @@ def stop(proc: subprocess.Popen) -> None:
 
 @pytest.fixture(scope="module")
 def servers(model_dirs, tmp_path_factory) -> Iterator[dict]:
-    """Draft and target servers, started together (their start-ups overlap)."""
+    """Draft, target and reward servers, started together (their start-ups overlap)."""
     logs = tmp_path_factory.mktemp("vllm_logs")
     running = {}
+    pooling = ["--runner", "pooling"]
     try:
-        for role, extra in (("draft", ["--logprobs-mode", "processed_logprobs"]), ("target", [])):
+        for role, extra in (("draft", ["--logprobs-mode", "processed_logprobs"]), ("target", []),
+                            ("step_token", pooling), ("classifier", pooling)):
             port = free_port()
             log = logs / f"{role}.log"
             running[role] = (start_server(model_dirs[role], port, log, *extra), port, log)
@@ -120,18 +149,30 @@ def servers(model_dirs, tmp_path_factory) -> Iterator[dict]:
 
 @pytest.fixture(scope="module")
 def hf(model_dirs) -> dict[str, TransformersLM]:
-    return {r: TransformersLM.from_pretrained(str(d), dtype="float32") for r, d in model_dirs.items()}
+    return {r: TransformersLM.from_pretrained(str(model_dirs[r]), dtype="float32") for r in LM_ROLES}
 
 
 @pytest.fixture(scope="module")
 def inproc(model_dirs) -> dict[str, VllmLM]:
     kwargs = dict(dtype="float32", max_model_len=512, gpu_memory_utilization=0.05, enforce_eager=True)
-    return {r: VllmLM(str(d), role=r, **kwargs) for r, d in model_dirs.items()}
+    lms = {r: VllmLM(str(model_dirs[r]), role=r, **kwargs) for r in LM_ROLES}
+    rewards = {k: load_reward_model(model_dirs[k], backend="vllm", **kwargs) for k in REWARD_KINDS}
+    return {**lms, **rewards, "reward": rewards["step_token"]}
 
 
 @pytest.fixture(scope="module")
 def remote(servers) -> dict[str, OpenAICompatLM]:
-    return {r: OpenAICompatLM(s["url"], role=r, timeout_s=30) for r, s in servers.items()}
+    lms = {r: OpenAICompatLM(servers[r]["url"], role=r, timeout_s=30) for r in LM_ROLES}
+    rewards = {k: load_reward_model(servers[k]["url"], backend="openai", kind=k, timeout_s=30)
+               for k in REWARD_KINDS}
+    return {**lms, **rewards, "reward": rewards["step_token"]}
+
+
+@pytest.fixture(scope="module")
+def hf_rewards(model_dirs) -> dict:
+    """The in-process transformers adapters on the same weights: the reference scores."""
+    rewards = {k: load_reward_model(model_dirs[k], dtype="float32") for k in REWARD_KINDS}
+    return {**rewards, "reward": rewards["step_token"]}
 
 
 def test_all_backends_share_token_ids(hf, inproc, remote):
@@ -181,10 +222,21 @@ def test_proposal_logprobs_are_the_sampling_distributions(hf, inproc, remote, ba
         assert list(c.token_logprobs) == pytest.approx(expected, abs=ATOL)
 
 
+@pytest.mark.parametrize("kind", REWARD_KINDS)
+def test_reward_scores_match_transformers(hf_rewards, inproc, remote, kind):
+    expected = hf_rewards[kind].score(QUESTION, SOLUTIONS)
+    for reward_model in (inproc[kind], remote[kind]):
+        got = reward_model.score(QUESTION, SOLUTIONS)
+        assert got == pytest.approx(expected, abs=REWARD_ATOL)
+        assert reward_model.score(QUESTION, SOLUTIONS[:1]) == pytest.approx(got[:1], abs=REWARD_ATOL)
+    assert isinstance(remote[kind], (RemoteStepTokenPRM, RemoteSequenceClassifierReward))
+
+
 @pytest.mark.parametrize("backend", ["transformers", "vllm", "openai"])
-def test_specs_with_fixed_seed_completes(hf, inproc, remote, backend):
-    roles = {"transformers": hf, "vllm": inproc, "openai": remote}[backend]
-    engine = SpecsEngine(draft=roles["draft"], target=roles["target"], reward=reward)
+def test_specs_with_fixed_seed_completes(hf, hf_rewards, inproc, remote, backend):
+    """Draft, target and reward all on one backend (the reward a tiny PRM)."""
+    roles = {"transformers": {**hf, **hf_rewards}, "vllm": inproc, "openai": remote}[backend]
+    engine = SpecsEngine(draft=roles["draft"], target=roles["target"], reward=roles["reward"])
     result = engine.generate(QUESTION, config=CONFIG, budget=BUDGET)
     assert result.steps and result.text.startswith(result.steps[0].text)
     assert result.stats.draft_rounds + result.stats.target_rounds >= len(result.steps)

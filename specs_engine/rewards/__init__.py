@@ -46,9 +46,20 @@ def __getattr__(name: str) -> Any:
     return getattr(importlib.import_module(f"{__name__}.{modules[name]}"), name)
 
 
+REWARD_BACKENDS = {
+    "vllm": "specs_engine.rewards.vllm_reward",
+    "openai": "specs_engine.rewards.remote",
+}
+"""Backend name -> module providing load(location, *, dtype, device, **kwargs);
+"transformers" (the default) is _load_location below."""
+
+
 def load_reward_model(spec: Any, dtype: Any = "bfloat16", device: str = "cpu",
-                      trust_remote_code: bool = False, allow_pickle: bool = False) -> RewardModel:
-    """A RewardModel from a RewardModel (returned as-is), a callable, or a model location."""
+                      trust_remote_code: bool = False, allow_pickle: bool = False,
+                      backend: str = "transformers", **backend_kwargs: Any) -> RewardModel:
+    """A RewardModel from a RewardModel (returned as-is), a callable, or a model location:
+    a directory or hub id for backend "transformers" or "vllm", a server base URL for
+    "openai" (backend_kwargs: kind="step_token"|"classifier", api_key, timeout_s, ...)."""
     if isinstance(spec, RewardModel):
         return spec
     if callable(spec):
@@ -58,15 +69,43 @@ def load_reward_model(spec: Any, dtype: Any = "bfloat16", device: str = "cpu",
             f"reward={spec!r} is not allowed: give a RewardModel, a function (question, steps) -> float, "
             "or a reward model directory"
         )
+    if backend != "transformers" and backend not in REWARD_BACKENDS:
+        raise ConfigError(
+            f"backend={backend!r} is not allowed for the reward: use transformers, {', '.join(REWARD_BACKENDS)}"
+        )
     from specs_engine.backends import cache_key, resolve_location
 
-    location = resolve_location(spec)
+    location = os.fspath(spec)
+    location = location if "://" in location else resolve_location(location)  # URLs are not resolved
     options = dict(dtype=dtype, device=device, trust_remote_code=trust_remote_code, allow_pickle=allow_pickle)
-    key = (location, cache_key(options))
+    key = (location, backend, cache_key({**options, **backend_kwargs}))
     with _cache_lock:
         if key not in _cache:
-            _cache[key] = _load_location(location, **options)
+            _cache[key] = _load_with(backend, location, options, backend_kwargs)
         return _cache[key]
+
+
+def _load_with(backend: str, location: str, options: dict, backend_kwargs: dict) -> RewardModel:
+    """A value-head directory is our own format, which no server runs: it always loads
+    in-process (so a preset's reward works with backend="vllm" or "openai" too)."""
+    if backend == "transformers" or _is_value_head_dir(location):
+        if backend_kwargs:
+            raise ConfigError(
+                f"{sorted(backend_kwargs)} are not allowed for the in-process transformers reward "
+                f"{location!r}; they are options of the vllm and openai reward backends"
+            )
+        return _load_location(location, **options)
+    import importlib
+
+    return importlib.import_module(REWARD_BACKENDS[backend]).load(location, **options, **backend_kwargs)
+
+
+def _is_value_head_dir(location: str) -> bool:
+    if "://" in location:  # a server URL: no need to import torch to know
+        return False
+    from specs_engine.rewards.value_head import CONFIG_FILE
+
+    return (Path(location) / CONFIG_FILE).is_file()
 
 
 def _load_location(location: str, *, dtype: Any, device: str, trust_remote_code: bool,
