@@ -167,6 +167,16 @@ class TestChatSpecsStandard(ChatModelUnitTests):
         return False
 
 
+def test_serialisation_is_declined_not_faked(chat):
+    """ChatSpecs holds live models, so it declares itself not serialisable (the standard
+    suite's test_serdes skips on that declaration) and dumpd gives the 'not_implemented'
+    record instead of something that would load without its models."""
+    from langchain_core.load import dumpd
+
+    assert not ChatSpecs.is_lc_serializable()
+    assert dumpd(chat)["type"] == "not_implemented"
+
+
 # ---- end to end on tiny real transformers models ---------------------------------------
 
 
