@@ -20,14 +20,18 @@ def log_ratio(
     draft_logprobs: Sequence[float],
     reduce: Literal["sum", "mean"] = "sum",
 ) -> float:
-    """log p_target - log q_draft over one step's tokens."""
-    if len(target_logprobs) != len(draft_logprobs):
-        raise ValueError(
-            f"target scored {len(target_logprobs)} tokens but the draft sampled "
-            f"{len(draft_logprobs)}: token ids did not reach the target unchanged"
-        )
-    total = sum(target_logprobs) - sum(draft_logprobs)
-    return total / max(len(draft_logprobs), 1) if reduce == "mean" else total
+    """log p_target - log q_draft over one step.
+
+    The two sides may count different tokens when the models tokenize differently (the
+    step's text is then re-tokenised for the target): sums are still log-probabilities of
+    the same text, and "mean" compares per-token averages of each side."""
+    if reduce == "mean":
+        return _mean(target_logprobs) - _mean(draft_logprobs)
+    return sum(target_logprobs) - sum(draft_logprobs)
+
+
+def _mean(values: Sequence[float]) -> float:
+    return sum(values) / len(values) if values else 0.0
 
 
 def soft_score(reward: float, ratio: float, beta: float) -> float:
