@@ -219,3 +219,20 @@ def test_round_cut_by_the_deadline_is_salvaged_without_scoring():
     assert result.text == "long step\n\n" and result.steps[0].reward is None
     assert result.budget_exhausted and result.stop_reason == "latency"
     assert reward.calls == 0
+
+
+def test_rsd_keeps_draft_steps_with_enough_reward_and_defers_the_rest():
+    draft_menu = lambda i: ["weak\n\n"] if i == 1 else ["fine\n\n"]  # noqa: E731
+    engine, _, target, _ = engine_with(
+        draft_menu, lambda i: ["t\n\n"], {"fine\n\n": 0.8, "weak\n\n": 0.2, "t\n\n": 0.9}
+    )
+    result = engine.generate("q", "rsd", SpecsConfig(rsd_threshold=0.5), Budget(max_steps=3))
+    assert [s.source for s in result.steps] == ["draft", "target", "draft"]
+    assert result.stats.draft_rounds_rejected == 1 and target.propose_calls == 1
+
+
+def test_best_of_n_returns_the_best_rewarded_sample_and_scores_only_at_the_end():
+    menu = lambda i: ["x=1", "x=2", "x=3", "x=4"]  # noqa: E731
+    engine, _, _, reward = engine_with(menu, menu, {"x=1": 0.1, "x=2": 0.7, "x=3": 0.4, "x=4": 0.2})
+    result = engine.generate("q", "best_of_n", SpecsConfig(n=4, beam_width=1), model="draft")
+    assert result.answer == "2" and reward.calls == 1

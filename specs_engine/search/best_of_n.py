@@ -8,20 +8,15 @@ from __future__ import annotations
 
 from specs_engine.result import Source
 from specs_engine.search.beams import Beam
-from specs_engine.search.rounds import finish_cheaply
+from specs_engine.search.rounds import run_rounds
 from specs_engine.search.run import SearchRun
 
 
 def run_best_of_n(run: SearchRun, role: Source) -> list[Beam]:
     """run.slots is n here: every sample is its own beam and none is pruned."""
-    beams = run.beams
-    while not run.should_stop():
-        if not run.can_afford("round"):
-            beams = finish_cheaply(run, beams, role)
-            continue
-        with run.round("round"):
-            per_beam = run.config.n if beams == [run.root] else 1
-            proposals = run.propose(role, beams, per_beam)
-            children = [run.accept(p, reward=None) for p in proposals]
-        beams = run.advance(children)
-    return beams
+
+    def step(beams: list[Beam]) -> list[Beam]:
+        per_beam = run.config.n if beams == [run.root] else 1
+        return [run.accept(p, reward=None) for p in run.propose(role, beams, per_beam)]
+
+    return run_rounds(run, role, step)

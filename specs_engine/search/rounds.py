@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 from specs_engine.result import Source
 from specs_engine.search.beams import Beam, rank_key
@@ -43,3 +43,17 @@ def finish_cheaply(run: SearchRun, beams: Sequence[Beam], role: Source) -> list[
         else:
             children = [run.accept(proposals[0], run.rewards(proposals)[0])]
     return run.advance(children)
+
+
+def run_rounds(run: SearchRun, role: Source, step: Callable[[list[Beam]], list[Beam]]) -> list[Beam]:
+    """The loop of the single-policy strategies: one `step` per round while the budget
+    allows one, cheap finishing steps by `role` once a round no longer fits."""
+    beams = run.beams
+    while not run.should_stop():
+        if not run.can_afford("round"):
+            beams = finish_cheaply(run, beams, role)
+            continue
+        with run.round("round"):
+            children = step(beams)
+        beams = run.advance(children)
+    return beams
