@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# GPU smoke test for the vLLM backends: tiny models, a draft and a target server on
-# 127.0.0.1, one SPECS search over HTTP and one in-process. Needs the `vllm` wheel and
+# GPU smoke test for the vLLM backends: tiny models, draft, target and reward servers
+# on 127.0.0.1 (the rewards on the pooling runner), SPECS with all three roles over HTTP
+# and in-process. Needs the `vllm` wheel and
 # this package importable (pip install -e '.[vllm,transformers,openai]'). Minutes.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

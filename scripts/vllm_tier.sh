@@ -8,7 +8,9 @@ cd "$ROOT"
 start=$(date +%s)
 bash scripts/vllm_env.sh
 # One process, no engine-core subprocess: the in-process tests step the engine by hand.
-export VLLM_ENABLE_V1_MULTIPROCESSING=0 VLLM_CPU_KVCACHE_SPACE=1 HF_HUB_OFFLINE=1
+# KV cache sizes are set per engine by the tests (VLLM_CPU_KVCACHE_SPACE would override them).
+export VLLM_ENABLE_V1_MULTIPROCESSING=0 HF_HUB_OFFLINE=1
+unset VLLM_CPU_KVCACHE_SPACE
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
 set +e
 .venv-vllm/bin/python -m pytest -m vllm -p no:cacheprovider tests/test_vllm.py "$@"

@@ -39,6 +39,9 @@ from specs_engine.rewards.remote import RemoteSequenceClassifierReward, RemoteSt
 
 ATOL = 2e-3
 REWARD_ATOL = 1e-4
+KV_BYTES = 128 * 2**20
+"""KV cache per engine: plenty for 512-token tiny models; eight 1 GiB caches would not fit
+next to everything else on a small CPU machine (VLLM_CPU_KVCACHE_SPACE, if set, wins)."""
 HIDDEN = 128  # vLLM's CPU attention needs head_dim in {32, 64, ...}: 128 / 4 heads
 QUESTION = "Ann has 3 apples and buys 4 more. How many apples does Ann have?"
 CONFIG = SpecsConfig(n=4, beam_width=2, seed=0, max_step_tokens=12, tau=0.5)
@@ -92,12 +95,12 @@ def free_port() -> int:
 
 def start_server(model: Path, port: int, log: Path, *extra: str) -> subprocess.Popen:
     """A real vLLM OpenAI-compatible server on 127.0.0.1, as docs/deployment.md starts one."""
-    env = dict(os.environ, VLLM_CPU_KVCACHE_SPACE="1", HF_HUB_OFFLINE="1")
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
     cmd = [
         sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model),
         "--host", "127.0.0.1", "--port", str(port), "--dtype", "float32",
         "--max-model-len", "512", "--gpu-memory-utilization", "0.05",
-        "--enable-prefix-caching", "--enforce-eager", *extra,
+        "--enable-prefix-caching", "--enforce-eager", "--kv-cache-memory-bytes", str(KV_BYTES), *extra,
     ]
     return subprocess.Popen(cmd, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
 
@@ -154,7 +157,8 @@ def hf(model_dirs) -> dict[str, TransformersLM]:
 
 @pytest.fixture(scope="module")
 def inproc(model_dirs) -> dict[str, VllmLM]:
-    kwargs = dict(dtype="float32", max_model_len=512, gpu_memory_utilization=0.05, enforce_eager=True)
+    kwargs = dict(dtype="float32", max_model_len=512, gpu_memory_utilization=0.05, enforce_eager=True,
+                  kv_cache_memory_bytes=KV_BYTES)
     lms = {r: VllmLM(str(model_dirs[r]), role=r, **kwargs) for r in LM_ROLES}
     rewards = {k: load_reward_model(model_dirs[k], backend="vllm", **kwargs) for k in REWARD_KINDS}
     return {**lms, **rewards, "reward": rewards["step_token"]}

@@ -19,6 +19,7 @@ and re-run the rare request whose continuation itself was cached.
 from __future__ import annotations
 
 import itertools
+import threading
 import time
 from typing import Any, Sequence
 
@@ -26,6 +27,10 @@ from specs_engine.errors import ConfigError, MissingExtraError
 from specs_engine.models import Candidate, FinishReason, Prompt, ProposalParams
 
 _request_ids = itertools.count()
+ENGINE_LOCK = threading.RLock()
+"""In-process vLLM engines share global forward state: two stepping at once (the target's
+verification prefill and an in-process vLLM reward, run concurrently by the engine) crash.
+Every engine call holds this one process-wide lock (rewards/vllm_reward.py takes it too)."""
 
 
 def import_vllm() -> Any:
@@ -121,6 +126,12 @@ class VllmLM:
     def _run(
         self, requests: dict[int, tuple[list[int], Any]], deadline: float | None
     ) -> dict[int, dict[int, Any]]:
+        with ENGINE_LOCK:
+            return self._step_until(requests, deadline)
+
+    def _step_until(
+        self, requests: dict[int, tuple[list[int], Any]], deadline: float | None
+    ) -> dict[int, dict[int, Any]]:
         """Step the engine by hand: LLM.generate cannot stop at a deadline."""
         engine = self.llm.llm_engine
         ids = {f"specs-{next(_request_ids)}": i for i in requests}
@@ -186,7 +197,8 @@ class VllmLM:
             skip_reading_prefix_cache=not read_cache, detokenize=False,
         )
         prompts = [{"prompt_token_ids": p + c} for p, c in pairs]
-        outputs = self.llm.generate(prompts, sampling, use_tqdm=False)
+        with ENGINE_LOCK:
+            outputs = self.llm.generate(prompts, sampling, use_tqdm=False)
         return [_continuation(o.prompt_logprobs, p, c) for o, (p, c) in zip(outputs, pairs)]
 
 

@@ -16,11 +16,18 @@ import threading
 from pathlib import Path
 from typing import Any, Sequence
 
+from specs_engine.backends import vllm as vllm_backend
 from specs_engine.backends.vllm import import_vllm
 from specs_engine.errors import ConfigError
 from specs_engine.rewards.formatting import check_solutions, format_solution
 from specs_engine.rewards.remote import classifier_reward, last_step_reward
 from specs_engine.rewards.step_token import QWEN_PRM_SYSTEM, StepTokenPRM
+
+
+ENGINE_LOCK = getattr(vllm_backend, "ENGINE_LOCK", None) or threading.RLock()
+"""In-process vLLM engines share global forward state: two stepping at once (the target's
+verification prefill and the reward, run concurrently by the engine) crash. Every engine
+call must hold one process-wide lock; backends/vllm.py's ENGINE_LOCK when it has one."""
 
 
 class _VllmPooling:
@@ -40,7 +47,6 @@ class _VllmPooling:
         )
         self.tokenizer = self.llm.get_tokenizer()
         self.name = Path(location).name or str(location)
-        self._lock = threading.Lock()  # one engine: calls from the verify threads take turns
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"
@@ -70,7 +76,7 @@ class VllmStepTokenPRM(_VllmPooling):
             return []
         ids = [list(self.tokenizer.encode(t, add_special_tokens=False)) for t in texts]
         params = self._vllm.PoolingParams(use_activation=True)
-        with self._lock:
+        with ENGINE_LOCK:
             outputs = self.llm.encode([{"prompt_token_ids": i} for i in ids], params,
                                       pooling_task="token_classify", use_tqdm=False)
         where = f"reward model {self.name!r} (vLLM token_classify)"
@@ -90,7 +96,7 @@ class VllmSequenceClassifierReward(_VllmPooling):
         if not texts:
             return []
         params = self._vllm.PoolingParams(use_activation=False)
-        with self._lock:
+        with ENGINE_LOCK:
             outputs = self.llm.classify(texts, pooling_params=params, use_tqdm=False)
         where = f"reward model {self.name!r} (vLLM classify)"
         return [classifier_reward(list(o.outputs.probs), self.sigmoid, where) for o in outputs]
