@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Iterator
 
 import pytest
+
+from fake_http import serving
 
 from specs_engine.backends.openai_compat import (
     API_KEY_ENV,
@@ -119,14 +120,8 @@ class FakeVllm(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def server() -> Iterator[ThreadingHTTPServer]:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), FakeVllm)
-    httpd.daemon_threads = True
-    httpd.mode, httpd.requests, httpd.release = "ok", [], threading.Event()
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield httpd
-    httpd.release.set()
-    httpd.shutdown()
-    httpd.server_close()
+    with serving(FakeVllm) as httpd:
+        yield httpd
 
 
 def url(httpd: ThreadingHTTPServer) -> str:

@@ -13,11 +13,12 @@ from __future__ import annotations
 import json
 import math
 import sys
-import threading
 from http.server import ThreadingHTTPServer
-from typing import Any, Iterator
+from typing import Iterator
 
 import pytest
+
+from fake_http import serving
 from test_openai_compat import FakeVllm, free_port, url
 
 from specs_engine.errors import ConfigError, MissingExtraError, ServerResponseError, ServerUnavailableError
@@ -94,14 +95,8 @@ class FakeRewardServer(FakeVllm):
 
 @pytest.fixture
 def server() -> Iterator[ThreadingHTTPServer]:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), FakeRewardServer)
-    httpd.daemon_threads = True
-    httpd.mode, httpd.requests, httpd.release = "ok", [], threading.Event()
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield httpd
-    httpd.release.set()
-    httpd.shutdown()
-    httpd.server_close()
+    with serving(FakeRewardServer) as httpd:
+        yield httpd
 
 
 def posts(httpd: ThreadingHTTPServer, path: str) -> list[dict]:

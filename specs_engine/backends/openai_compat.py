@@ -30,6 +30,7 @@ from specs_engine.errors import (
     MissingExtraError,
     ServerResponseError,
     ServerUnavailableError,
+    SpecsError,
 )
 from specs_engine.models import Candidate, FinishReason, Prompt, ProposalParams
 
