@@ -74,7 +74,8 @@ class SearchResult:
     budget_exhausted: bool = False
     """True when a budget limit (time, steps or tokens) cut the search short."""
     stop_reason: str = "finished"
-    """finished | latency | max_steps | max_new_tokens."""
+    """finished | latency | max_steps | max_new_tokens (budget limits) | context (the
+    model's context window is full) | cancelled (a stream's consumer stopped reading)."""
     candidates_considered: int = 0
 
     def to_dict(self) -> dict[str, Any]:

@@ -261,9 +261,11 @@ class SearchRun:
     def finish(self, method: str) -> SearchResult:
         """Ranks completed beams (live ones if none completed) on one score."""
         pool = self.completed or self.beams or [self.root]
-        self._score_unrewarded(pool)
+        if self.stop_reason != "latency":  # past the deadline, scoring would only overrun it
+            self._score_unrewarded(pool)
         winner = self._winner(pool)
-        stop = self.stop_reason or (winner.end if winner.end in BUDGET_STOPS else "finished")
+        ended = winner.end in ("eos", "stop", "answer")
+        stop = self.stop_reason or ("finished" if ended else winner.end or "finished")
         text = winner.text()
         result = SearchResult(
             text=text,
@@ -271,7 +273,7 @@ class SearchRun:
             steps=winner.steps(),
             stats=self._final_stats(winner),
             method=method,
-            finished=winner.end in ("eos", "stop", "answer"),
+            finished=ended,
             budget_exhausted=stop in BUDGET_STOPS,
             stop_reason=stop,
             candidates_considered=self._considered,
