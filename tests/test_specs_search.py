@@ -236,3 +236,13 @@ def test_best_of_n_returns_the_best_rewarded_sample_and_scores_only_at_the_end()
     engine, _, _, reward = engine_with(menu, menu, {"x=1": 0.1, "x=2": 0.7, "x=3": 0.4, "x=4": 0.2})
     result = engine.generate("q", "best_of_n", SpecsConfig(n=4, beam_width=1), model="draft")
     assert result.answer == "2" and reward.calls == 1
+
+
+def test_a_full_context_window_ends_the_beam_and_says_so():
+    engine, _, _, _ = engine_with(
+        lambda i: ["dddd\n\n"], lambda i: ["tttt\n\n"], {},
+        draft_kw=dict(context_window=20), target_kw=dict(context_window=20),
+    )
+    result = engine.generate("q", budget=Budget(max_steps=10))
+    assert result.stop_reason == "context" and not result.budget_exhausted
+    assert not result.finished and len(result.steps) == 3
