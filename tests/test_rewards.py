@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from specs_engine.backends import load_language_model
+from specs_engine.backends.transformers import TransformersLM
 from specs_engine.errors import ConfigError
 from specs_engine.models import RewardModel
 from specs_engine.rewards import (
@@ -190,3 +191,15 @@ def test_reward_and_its_base_lm_are_safe_across_threads(tiny_reward_dir):
         else:
             assert [c.token_ids for c in result[0]] == [c.token_ids for c in results[0][0]]
     assert prompt == prm.lm.encode_prompt(QUESTION)
+
+
+def test_value_head_reads_only_the_new_step_through_the_prefix_cache(tiny_draft_dir, tmp_path):
+    base = TransformersLM.from_pretrained(tiny_draft_dir, dtype="float32")
+    prm = ValueHeadPRM.untrained(base)
+    steps = ["Ann starts with 3 apples.", "Then 3 + 4 = 7."]
+    prm.score(QUESTION, [steps[:1]])
+    before = base.prefill_tokens
+    prm.score(QUESTION, [steps])
+    new_tokens = len(base.encode(format_solution(QUESTION, steps))) - len(
+        base.encode(format_solution(QUESTION, steps[:1])))
+    assert base.prefill_tokens - before <= new_tokens + 2  # BPE may re-merge at the seam

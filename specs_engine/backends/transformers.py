@@ -277,6 +277,25 @@ class TransformersLM:
         self._prefixes.put(state)
         return state
 
+    def last_hidden_states(self, sequences: Sequence[Sequence[int]], layer: int = -1) -> Any:
+        """float32 [sequences, hidden]: the `layer` hidden state at each sequence's last
+        token, for reward heads on this frozen model. Goes through the prefix cache, so a
+        solution that extends one scored at the previous step runs only its new tokens."""
+        rows = []
+        with self.lock, torch.inference_mode():
+            for i, sequence in enumerate(sequences):
+                ids = self._check_prefix(sequence, f"sequences[{i}]")
+                if len(ids) < 2:
+                    raise ConfigError(f"sequences[{i}] has {len(ids)} token(s); at least 2 are needed")
+                state = self._prefix_state(ids[:-1])
+                cache = to_dynamic_cache(state.kv, len(ids) - 1, 1)
+                last = torch.tensor([ids[-1:]], device=self.device)
+                out = self.model(input_ids=last, past_key_values=cache, use_cache=True,
+                                 output_hidden_states=True)
+                self._prefixes.put(CachedPrefix(ids, kv_of(out.past_key_values), out.logits[0, -1].float()))
+                rows.append(out.hidden_states[layer][0, -1].float())
+        return torch.stack(rows)
+
     def clear_cache(self) -> None:
         """Drop every cached prefix (e.g. to free memory between unrelated prompts)."""
         with self.lock:

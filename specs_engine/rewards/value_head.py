@@ -102,17 +102,11 @@ class ValueHeadPRM:
             )
 
     def features(self, question: str, solutions: Sequence[Sequence[str]]) -> torch.Tensor:
-        """float32 [solutions, hidden]: the base's hidden state at each solution's last token,
-        all solutions in one padded forward."""
+        """float32 [solutions, hidden]: the base's hidden state at each solution's last token.
+        Through the base's prefix cache: step k's solutions extend step k-1's, so only the
+        new step's tokens run (the question and earlier steps are not re-read each step)."""
         texts = [format_solution(question, steps) for steps in check_solutions(solutions)]
-        with self.lm.lock, torch.inference_mode():  # the tokenizer is the base's: same lock
-            batch = self.lm.tokenizer(texts, padding=True, add_special_tokens=False, return_tensors="pt")
-            batch = batch.to(self.lm.device)
-            out = self.lm.model(**batch, output_hidden_states=True, logits_to_keep=1)
-        mask = batch["attention_mask"]
-        last = (mask * torch.arange(mask.shape[1], device=mask.device)).argmax(dim=1)
-        hidden = out.hidden_states[self.layer]
-        return hidden[torch.arange(len(texts)), last].float()
+        return self.lm.last_hidden_states([self.lm.encode(text) for text in texts], self.layer)
 
     def score(self, question: str, solutions: Sequence[Sequence[str]]) -> list[float]:
         if not solutions:
