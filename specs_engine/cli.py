@@ -18,8 +18,8 @@ from specs_engine.result import FinalEvent, SearchResult
 
 DEFAULT_PRESET = "qwen2.5-coder"
 INSTRUCTION = (
-    "Solve the problem step by step, one short step per paragraph. "
-    "End with the final answer in \\boxed{}."
+    "Solve the problem step by step, in plain sentences (do not write code), one short step "
+    "per paragraph. End with the final answer in \\boxed{}."
 )
 
 
