@@ -169,6 +169,7 @@ def plot(table: list[dict], path: Path) -> None:
         err = [[r["accuracy"] - r["ci_low"]], [r["ci_high"] - r["accuracy"]]]
         ax.errorbar(r["mean_s"], r["accuracy"], yerr=err, fmt="o", capsize=4)
         ax.annotate(r["arm"], (r["mean_s"], r["accuracy"]), textcoords="offset points", xytext=(6, 4))
+    ax.margins(x=0.3, y=0.1)  # room for the labels
     ax.set_xlabel("mean latency per problem (s)")
     ax.set_ylabel("accuracy")
     ax.set_title("GSM8K: accuracy vs latency")
