@@ -268,14 +268,23 @@ class TransformersLM:
         entry, shared = self._prefixes.longest_match(prefix)
         if entry is not None and shared == len(prefix) == len(entry.ids) and entry.last_logits is not None:
             return entry
-        shared = min(shared, len(prefix) - 1)  # at least one token runs, for the logits
+        return self._extend(prefix, entry, shared)[0]
+
+    def _extend(
+        self, prefix: tuple[int, ...], entry: Optional[CachedPrefix], shared: int,
+        hidden_states: bool = False,
+    ) -> tuple[CachedPrefix, Any]:
+        """Runs the tokens of prefix that `entry` does not cover (at least the last one, for
+        its logits), caches the result, and returns it with the raw model output."""
+        shared = min(shared, len(prefix) - 1)
         cache = to_dynamic_cache(entry.kv, shared, 1) if entry is not None else to_dynamic_cache([], 0, 1)
         new = torch.tensor([prefix[shared:]], device=self.device)
-        out = self.model(input_ids=new, past_key_values=cache, use_cache=True, logits_to_keep=1)
+        out = self.model(input_ids=new, past_key_values=cache, use_cache=True, logits_to_keep=1,
+                         output_hidden_states=hidden_states)
         self.prefill_tokens += len(prefix) - shared
         state = CachedPrefix(prefix, kv_of(out.past_key_values), out.logits[0, -1].float())
         self._prefixes.put(state)
-        return state
+        return state, out
 
     def last_hidden_states(self, sequences: Sequence[Sequence[int]], layer: int = -1) -> Any:
         """float32 [sequences, hidden]: the `layer` hidden state at each sequence's last
@@ -287,12 +296,7 @@ class TransformersLM:
                 ids = self._check_prefix(sequence, f"sequences[{i}]")
                 if len(ids) < 2:
                     raise ConfigError(f"sequences[{i}] has {len(ids)} token(s); at least 2 are needed")
-                state = self._prefix_state(ids[:-1])
-                cache = to_dynamic_cache(state.kv, len(ids) - 1, 1)
-                last = torch.tensor([ids[-1:]], device=self.device)
-                out = self.model(input_ids=last, past_key_values=cache, use_cache=True,
-                                 output_hidden_states=True)
-                self._prefixes.put(CachedPrefix(ids, kv_of(out.past_key_values), out.logits[0, -1].float()))
+                _, out = self._extend(ids, *self._prefixes.longest_match(ids), hidden_states=True)
                 rows.append(out.hidden_states[layer][0, -1].float())
         return torch.stack(rows)
 
