@@ -204,9 +204,12 @@ class SearchRun:
 
     def rewards(self, proposals: Sequence[Proposal], charge_busy: bool = True) -> list[float]:
         """Reward of each candidate as the last step of its beam, checked to be finite."""
+        solutions = [p.parent.texts() + [p.candidate.text] for p in proposals]
+        return self._score_solutions(solutions, charge_busy)
+
+    def _score_solutions(self, solutions: list[list[str]], charge_busy: bool = True) -> list[float]:
         reward = self.roles.reward
         assert reward is not None, "engine validated that a reward model exists"
-        solutions = [p.parent.texts() + [p.candidate.text] for p in proposals]
         started = self.clock()
         values = self._call("reward", reward.name, reward.score, self.question, solutions)
         elapsed = self.clock() - started
@@ -303,7 +306,11 @@ class SearchRun:
 
     def _target_log_ratios(self, proposals: Sequence[Proposal]) -> list[float]:
         target = self.roles.model("target")
-        prefixes = [self.prefix("target", p.parent) for p in proposals]
+        by_parent: dict[int, list[int]] = {}  # candidates of one beam share its prefix
+        for p in proposals:
+            if id(p.parent) not in by_parent:
+                by_parent[id(p.parent)] = self.prefix("target", p.parent)
+        prefixes = [by_parent[id(p.parent)] for p in proposals]
         continuations = [
             list(p.candidate.token_ids) if self.pass_ids else target.encode(p.candidate.text)
             for p in proposals
@@ -378,11 +385,7 @@ class SearchRun:
         missing = [b for b in pool if b.step is not None and b.step.reward is None]
         if self.roles.reward is None or len(pool) < 2 or not missing:
             return
-        proposals = [
-            Proposal(b.parent, Candidate(b.token_ids, b.step.text, (), "delimiter"), b.step.source)
-            for b in missing
-        ]
-        for beam, value in zip(missing, self.rewards(proposals)):
+        for beam, value in zip(missing, self._score_solutions([b.texts() for b in missing])):
             beam.step = replace(beam.step, reward=value)
 
     def _winner(self, pool: Sequence[Beam]) -> Beam:
