@@ -1,20 +1,32 @@
-"""Scripted models for exact tests of the search logic.
+"""Scripted models: the search logic and the wrappers tested in milliseconds.
 
 Each step offers a menu of candidate texts; a candidate's draft log-prob, target
 log-prob and reward are looked up by its text, so a test chooses every number the
-soft-verification rule sees. One character is one token. A fake clock lets deadline
-tests run in microseconds while each model call "costs" what the test says.
+soft-verification rule sees. One character is one token, so draft token ids reach the
+target unchanged (shared fingerprint). A step may contain "{q}", replaced by the prompt's
+last line, so concurrent calls are told apart. A fake clock lets deadline tests run in
+microseconds while each model call "costs" what the test says; delay_s really sleeps.
 """
 
 from __future__ import annotations
 
 import random
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Sequence
 
-from fakes import PROMPT_END, prompt_text
 from specs_engine.models import Candidate, Prompt, ProposalParams
+
+PROMPT_END = "\x00"
+"""Appended to every encoded prompt: the scripted model counts steps written after it."""
+
+
+def prompt_text(prompt: Prompt) -> str:
+    """A prompt as flat text (chat messages as 'role: content' lines)."""
+    if isinstance(prompt, str):
+        return prompt
+    return "".join(f"{m['role']}: {m['content']}\n" for m in prompt)
 
 
 class FakeClock:
@@ -48,6 +60,7 @@ class ScriptedLM:
     clock: FakeClock | None = None
     propose_cost: float = 0.0
     score_cost: float = 0.0
+    delay_s: float = 0.0
     fail_at_call: int | None = None
     propose_calls: int = 0
     score_calls: int = 0
@@ -70,6 +83,8 @@ class ScriptedLM:
             raise RuntimeError("out of memory (scripted)")
         if self.clock:
             self.clock.advance(self.propose_cost)
+        if self.delay_s:
+            time.sleep(self.delay_s)
         rng = random.Random(params.seed)
         return [[self._candidate(p, j, rng, params) for j in range(num_candidates)] for p in prefixes]
 
@@ -86,22 +101,56 @@ class ScriptedLM:
         return self.logprob.get(text, self.default_logprob)
 
     def _candidate(self, prefix: Sequence[int], j: int, rng: random.Random, params: ProposalParams) -> Candidate:
-        written = "".join(map(chr, prefix)).rpartition(PROMPT_END)[2]
+        prompt, _, written = "".join(map(chr, prefix)).rpartition(PROMPT_END)
         menu = list(self.menu(written.count(params.delimiter)))
         text = menu[j % len(menu)] if self.in_order else rng.choice(menu)
-        reason = "delimiter" if text.endswith(params.delimiter) else "eos"
+        text = text.replace("{q}", _last_line(prompt))
+        text, reason = _cut(text, params, "delimiter" if text.endswith(params.delimiter) else "eos")
         ids = tuple(ord(c) for c in text)
         return Candidate(ids, text, (self._lp(text),) * len(ids), reason)
 
 
-class TableReward:
-    """Reward looked up by the last step's text; unknown steps get `default`."""
+def _last_line(prompt: str) -> str:
+    """What "{q}" becomes: the prompt's last line, short and free of step delimiters."""
+    lines = prompt.strip().splitlines() or [""]
+    return lines[-1].strip()[:60]
 
-    name = "table-prm"
 
-    def __init__(self, table: Mapping[str, float], default: float = 0.5):
-        self.table, self.default, self.calls = dict(table), default, 0
+def _cut(text: str, params: ProposalParams, reason: str) -> tuple[str, str]:
+    """Apply stop strings and the token limit the way a real backend would."""
+    for stop in params.stop:
+        if stop in text:
+            return text[: text.index(stop)], "stop"
+    if len(text) > params.max_new_tokens:
+        return text[: params.max_new_tokens], "length"
+    return text, reason
+
+
+def script_lm(name: str, steps: Sequence[str], **kwargs) -> ScriptedLM:
+    """A ScriptedLM that writes `steps` in order, one per round, whatever it is asked
+    (the last one repeats)."""
+    return ScriptedLM(name, lambda i: [steps[min(i, len(steps) - 1)]], **kwargs)
+
+
+class ScriptedReward:
+    """A RewardModel returning reward(question, steps), a constant, or table[last step]
+    (`default` for steps not in the table)."""
+
+    def __init__(
+        self,
+        reward: float | Mapping[str, float] | Callable[[str, Sequence[str]], float] = 0.9,
+        default: float = 0.5,
+        name: str = "scripted-prm",
+    ):
+        self.name, self.calls = name, 0
+        if isinstance(reward, Mapping):
+            table = dict(reward)
+            self._reward = lambda question, steps: table.get(steps[-1], default)
+        elif callable(reward):
+            self._reward = reward
+        else:
+            self._reward = lambda question, steps: reward
 
     def score(self, question: str, solutions: Sequence[Sequence[str]]) -> list[float]:
         self.calls += 1
-        return [self.table.get(steps[-1], self.default) for steps in solutions]
+        return [float(self._reward(question, steps)) for steps in solutions]

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from scripted import ScriptedLM, TableReward
+from scripted import ScriptedLM, ScriptedReward
 from specs_engine import Budget, ConfigError, SpecsConfig, SpecsEngine
 
 
@@ -61,7 +61,7 @@ class ExplodingLM(ScriptedLM):
 def engine():
     menu = lambda i: ["s\n\n"]  # noqa: E731
     return SpecsEngine(
-        ExplodingLM("draft", menu, context_window=64), ExplodingLM("target", menu), TableReward({})
+        ExplodingLM("draft", menu, context_window=64), ExplodingLM("target", menu), ScriptedReward({})
     )
 
 

@@ -7,7 +7,8 @@ import asyncio
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from fakes import FakeLM, FakeReward, RecordingEngine, count_loads, fake_engine, ticks_during
+from fakes import RecordingEngine, count_loads, fake_engine, ticks_during
+from scripted import ScriptedReward, script_lm
 from llama_index.core import Document, VectorStoreIndex
 from llama_index.core.callbacks import CallbackManager, CBEventType, LlamaDebugHandler
 from llama_index.core.embeddings import MockEmbedding
@@ -38,9 +39,9 @@ def llm(engine):
 
 
 def test_metadata_reports_the_smallest_real_context_window():
-    draft = FakeLM("d", STEPS, context_window=2048)
-    target = FakeLM("t", STEPS, context_window=8192)
-    llm = SpecsLLM(engine=RecordingEngine(draft, target, FakeReward()), max_new_tokens=200)
+    draft = script_lm("d", STEPS, context_window=2048)
+    target = script_lm("t", STEPS, context_window=8192)
+    llm = SpecsLLM(engine=RecordingEngine(draft, target, ScriptedReward()), max_new_tokens=200)
     meta = llm.metadata
     assert (meta.context_window, meta.num_output, meta.model_name) == (2048, 200, "t")
 

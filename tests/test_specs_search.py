@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from scripted import FakeClock, ScriptedLM, TableReward
+from scripted import FakeClock, ScriptedLM, ScriptedReward
 from specs_engine import Budget, ModelCallError, RewardError, SpecsConfig, SpecsEngine
 from specs_engine.search.specs import run_specs
 from specs_engine.verification import log_ratio, sample_children, soft_score, survivors
@@ -18,7 +18,7 @@ ANSWERS = ["ans=1", "ans=2", "ans=3", "ans=4"]
 def engine_with(draft_menu, target_menu, rewards, draft_lp=None, target_lp=None, **kw):
     draft = ScriptedLM("draft", draft_menu, draft_lp or {}, **kw.pop("draft_kw", {}))
     target = ScriptedLM("target", target_menu, target_lp or {}, **kw.pop("target_kw", {}))
-    reward = TableReward(rewards, default=kw.pop("default_reward", 0.5))
+    reward = ScriptedReward(rewards, default=kw.pop("default_reward", 0.5))
     return SpecsEngine(draft, target, reward, **kw), draft, target, reward
 
 
@@ -199,7 +199,7 @@ def test_nan_reward_is_an_error_naming_the_reward_model_and_step():
 def test_different_tokenizers_use_text_unless_ids_are_forced():
     draft = ScriptedLM("draft", lambda i: ["d\n\n"], fingerprint="a")
     target = ScriptedLM("target", lambda i: ["t\n\n"], fingerprint="b")
-    engine = SpecsEngine(draft, target, TableReward({"t\n\n": 0.9, "d\n\n": 0.9}))
+    engine = SpecsEngine(draft, target, ScriptedReward({"t\n\n": 0.9, "d\n\n": 0.9}))
     result = engine.generate("q", config=SpecsConfig(accept_threshold=-1.0), budget=Budget(max_steps=3))
     assert [s.source for s in result.steps] == ["target", "draft", "draft"]
     with pytest.raises(Exception, match="token_passing='ids' needs one tokenizer"):
