@@ -2,7 +2,9 @@
 
 Rows are appended to a JSONL file and flushed one problem at a time, so an interrupted
 run keeps what it finished and a rerun with the same output folder resumes where it
-stopped. Every method sees the same problems, the same models and the same n.
+stopped. Every method sees the same problems, the same models and the same n. The folder
+remembers the settings its rows were run with (settings.json), so a rerun with other
+knobs is refused instead of mixing two settings into one table.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 import statistics
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
@@ -20,6 +22,7 @@ from specs_engine.errors import ConfigError
 
 ROWS = "results.jsonl"
 SUMMARY = "summary.json"
+SETTINGS = "settings.json"
 TABLE = "summary.md"
 PLOT = "accuracy_latency.png"
 
@@ -41,6 +44,36 @@ class Arm:
         """'specs', 'rsd', 'beam_search:target', 'greedy:draft', ..."""
         method, _, model = text.partition(":")
         return cls(method, model or "target")
+
+
+def settings(split: str, config: SpecsConfig, budget: Budget, models: dict) -> dict:
+    """Everything that changes a row's outcome, as JSON values. The methods and the
+    problem limit are left out: adding arms or problems to a folder is a resume."""
+    return json.loads(json.dumps(
+        {"split": split, "config": asdict(config), "budget": asdict(budget), "models": models}
+    ))
+
+
+def check_settings(out: Path, current: dict) -> None:
+    """Records the settings of a new folder; refuses a folder run with other ones."""
+    path = out / SETTINGS
+    if not path.exists():
+        out.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(current, indent=2), encoding="utf-8")
+        return
+    before = json.loads(path.read_text(encoding="utf-8"))
+    changed = [
+        f"{group}.{key}: {before.get(group, {}).get(key)!r} -> {value!r}"
+        for group, values in current.items() if isinstance(values, dict)
+        for key, value in values.items() if before.get(group, {}).get(key) != value
+    ]
+    if before.get("split") != current["split"]:
+        changed.insert(0, f"split: {before.get('split')!r} -> {current['split']!r}")
+    if changed:
+        raise ConfigError(
+            f"{out} holds rows run with other settings ({'; '.join(changed)}); "
+            "rerun with the same flags to resume, or give another --out"
+        )
 
 
 def done_keys(path: Path) -> set[tuple[str, str]]:

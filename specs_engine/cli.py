@@ -75,21 +75,30 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
-def build(args: argparse.Namespace) -> tuple[SpecsEngine, SpecsConfig, Budget]:
-    """Validates the knobs before loading any model, then loads the models."""
+def config_and_budget(args: argparse.Namespace) -> tuple[SpecsConfig, Budget]:
+    """The search settings, validated (no model is loaded)."""
     config = SpecsConfig(
         n=args.n, beam_width=args.beam_width or args.n, beta=args.beta,
         accept_threshold=args.accept_threshold, tau=args.tau,
         temperature=args.temperature, seed=args.seed, max_step_tokens=args.max_step_tokens,
     )
     budget = Budget(latency_s=args.budget_s, max_steps=args.max_steps, max_new_tokens=args.max_new_tokens)
+    return config, budget
+
+
+def models(args: argparse.Namespace) -> dict[str, Optional[str]]:
+    """Which models the flags name (the default preset when none is given)."""
     preset = args.preset or (None if args.draft or args.target else DEFAULT_PRESET)
-    print(f"loading models ({preset or 'custom'}) ...", file=sys.stderr)
-    engine = SpecsEngine.from_pretrained(
-        draft=args.draft, target=args.target, reward=args.reward, preset=preset,
-        backend=args.backend, dtype=args.dtype,
-    )
-    return engine, config, budget
+    return {"preset": preset, "draft": args.draft, "target": args.target, "reward": args.reward,
+            "backend": args.backend, "dtype": args.dtype}
+
+
+def build(args: argparse.Namespace) -> tuple[SpecsEngine, SpecsConfig, Budget]:
+    """Validates the knobs before loading any model, then loads the models."""
+    config, budget = config_and_budget(args)
+    chosen = models(args)
+    print(f"loading models ({chosen['preset'] or 'custom'}) ...", file=sys.stderr)
+    return SpecsEngine.from_pretrained(**chosen), config, budget
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -130,6 +139,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
             raise SpecsError(f"--methods entry {arm.label!r}: use method[:draft|target], "
                              f"method one of {', '.join(METHODS)}")
     problems = load_problems(args.split, limit=args.limit)
+    config, budget = config_and_budget(args)
+    bench.check_settings(args.out, bench.settings(args.split, config, budget, models(args)))
     engine, config, budget = build(args)
     from tqdm import tqdm
 

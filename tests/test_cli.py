@@ -67,6 +67,21 @@ def test_bench_writes_rows_summary_and_plot_and_resumes(model_args, tmp_path, mo
     assert (out / bench.PLOT).read_bytes()[:4] == b"\x89PNG"
 
 
+def test_bench_refuses_to_resume_a_folder_run_with_other_settings(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "bench"
+    argv = ["bench", "--split", "test", "--n", "4", "--beam-width", "2", "--preset", "p", "--out", str(out)]
+    args = cli.parser().parse_args(argv)
+    first = bench.settings(args.split, *cli.config_and_budget(args), cli.models(args))
+    bench.check_settings(out, first)
+    bench.check_settings(out, first)  # the same settings resume
+    loads = []
+    monkeypatch.setattr(cli.SpecsEngine, "from_pretrained", staticmethod(lambda **kw: loads.append(kw)))
+    assert cli.main([*argv, "--accept-threshold", "-6"]) == 2
+    error = capsys.readouterr().err
+    assert "config.accept_threshold: -12.0 -> -6.0" in error and "--out" in error
+    assert "models.dtype" not in error and loads == []  # refused before any model loads
+
+
 def test_torn_last_row_is_ignored_on_resume(tmp_path):
     path = tmp_path / bench.ROWS
     path.write_text(json.dumps({"arm": "specs", "problem": "p1"}) + "\n" + '{"arm": "sp')
