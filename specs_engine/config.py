@@ -37,8 +37,10 @@ class SpecsConfig:
     """Candidates that share one parent beam; n // beam_width beams are kept."""
     beta: float = 4.0
     """Weight of the reward in the soft-verification score beta * r + log_ratio."""
-    accept_threshold: float = -12.0
-    """A draft candidate survives when its soft-verification score exceeds this."""
+    accept_threshold: float = -6.0
+    """A draft candidate survives when its soft-verification score exceeds this. -6 was
+    chosen on the GSM8K tune split for the built-in preset: -12 rejected almost no draft
+    round (1 of 54) and lost accuracy, -3 was slower at the same accuracy."""
     tau: float = 0.5
     """After a target round, switch to draft mode when the best reward exceeds tau."""
     rsd_threshold: float = 0.5

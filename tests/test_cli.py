@@ -76,9 +76,9 @@ def test_bench_refuses_to_resume_a_folder_run_with_other_settings(tmp_path, monk
     bench.check_settings(out, first)  # the same settings resume
     loads = []
     monkeypatch.setattr(cli.SpecsEngine, "from_pretrained", staticmethod(lambda **kw: loads.append(kw)))
-    assert cli.main([*argv, "--accept-threshold", "-6"]) == 2
+    assert cli.main([*argv, "--accept-threshold", "-3"]) == 2
     error = capsys.readouterr().err
-    assert "config.accept_threshold: -12.0 -> -6.0" in error and "--out" in error
+    assert "config.accept_threshold: -6.0 -> -3.0" in error and "--out" in error
     assert "models.dtype" not in error and loads == []  # refused before any model loads
 
 
