@@ -86,7 +86,7 @@ class SpecsEngine:
         "qwen2.5-coder") fills the roles not given. Models are cached per process, so
         engines built twice from the same locations share their weights."""
         from specs_engine.backends import load_language_model
-        from specs_engine.rewards import load_reward_model
+        from specs_engine.rewards import load_reward_model, reward_options
 
         if preset is not None:
             from specs_engine.sources import resolve_preset
@@ -95,13 +95,18 @@ class SpecsEngine:
             draft, target = draft or roles["draft"], target or roles["target"]
             reward = reward or roles["reward"]
 
-        def lm(location: Optional[str]) -> Optional[LanguageModel]:
+        def lm(location: Optional[str], role: str) -> Optional[LanguageModel]:
             if location is None:
                 return None
-            return load_language_model(location, backend=backend, dtype=dtype, device=device, **backend_kwargs)
+            named = {"role": role} if backend == "openai" else {}  # errors name the server's role
+            return load_language_model(location, backend=backend, dtype=dtype, device=device,
+                                       **named, **backend_kwargs)
 
-        reward_model = None if reward is None else load_reward_model(reward, backend=backend, dtype=dtype, device=device)
-        return cls(draft=lm(draft), target=lm(target), reward=reward_model)
+        reward_model = None if reward is None else load_reward_model(
+            reward, backend=backend, dtype=dtype, device=device,
+            **{k: v for k, v in backend_kwargs.items() if k in reward_options(backend)},
+        )
+        return cls(draft=lm(draft, "draft"), target=lm(target, "target"), reward=reward_model)
 
     @property
     def context_window(self) -> int:

@@ -212,12 +212,31 @@ def test_from_pretrained_puts_the_reward_on_the_same_backend(server):
     assert engine.reward.server.base_url == engine.draft.server.base_url
 
 
+def test_from_pretrained_names_each_server_role_and_passes_the_key_to_the_reward(server):
+    from specs_engine.engine import SpecsEngine
+
+    port = free_port()
+    with pytest.raises(ServerUnavailableError, match=rf"draft server http://127.0.0.1:{port}"):
+        SpecsEngine.from_pretrained(draft=f"http://127.0.0.1:{port}", target=url(server),
+                                    backend="openai", retries=0)
+    with pytest.raises(ServerUnavailableError, match=rf"target server http://127.0.0.1:{port}"):
+        SpecsEngine.from_pretrained(draft=url(server), target=f"http://127.0.0.1:{port}",
+                                    backend="openai", retries=0)
+    engine = SpecsEngine.from_pretrained(draft=url(server), reward=url(server), backend="openai",
+                                         api_key="sk-both-7", timeout_s=9.0)
+    reward_calls = [r for r in server.requests if r[3].get("Authorization") == "Bearer sk-both-7"]
+    assert engine.reward.server.timeout_s == 9.0 and len(reward_calls) >= 2  # draft's and reward's
+
+
 def test_value_head_reward_stays_in_process_whatever_the_backend(tiny_reward_dir):
     from specs_engine.rewards.value_head import ValueHeadPRM
 
     assert isinstance(load_reward_model(tiny_reward_dir, backend="openai", dtype="float32"), ValueHeadPRM)
     with pytest.raises(ConfigError, match=r"\['kind'\] are not allowed for the in-process"):
         load_reward_model(tiny_reward_dir, backend="vllm", kind="step_token")
+    # the backend's serving options (passed on by from_pretrained) do not concern it
+    assert isinstance(load_reward_model(tiny_reward_dir, backend="vllm", dtype="float32",
+                                        gpu_memory_utilization=0.3), ValueHeadPRM)
 
 
 def test_vllm_backend_without_vllm_names_the_extra(tiny_step_prm_dir, monkeypatch):

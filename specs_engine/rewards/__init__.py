@@ -85,13 +85,28 @@ def load_reward_model(spec: Any, dtype: Any = "bfloat16", device: str = "cpu",
         return _cache[key]
 
 
+SERVING_OPTIONS = {
+    "openai": ("api_key", "timeout_s", "connect_timeout_s", "retries"),
+    "vllm": ("gpu_memory_utilization", "max_model_len", "enforce_eager"),
+}
+"""Options that configure a backend's servers or engines, for the reward as for the
+language models: SpecsEngine.from_pretrained passes them on to the reward."""
+
+
+def reward_options(backend: str) -> tuple[str, ...]:
+    """The from_pretrained keyword arguments that also go to the reward model."""
+    return ("trust_remote_code", "allow_pickle", *SERVING_OPTIONS.get(backend, ()))
+
+
 def _load_with(backend: str, location: str, options: dict, backend_kwargs: dict) -> RewardModel:
     """A value-head directory is our own format, which no server runs: it always loads
-    in-process (so a preset's reward works with backend="vllm" or "openai" too)."""
+    in-process (so a preset's reward works with backend="vllm" or "openai" too), and the
+    backend's serving options have nothing to configure there."""
     if backend == "transformers" or _is_value_head_dir(location):
-        if backend_kwargs:
+        refused = sorted(set(backend_kwargs) - set(SERVING_OPTIONS.get(backend, ())))
+        if refused:
             raise ConfigError(
-                f"{sorted(backend_kwargs)} are not allowed for the in-process transformers reward "
+                f"{refused} are not allowed for the in-process transformers reward "
                 f"{location!r}; they are options of the vllm and openai reward backends"
             )
         return _load_location(location, **options)
