@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from collections import Counter
 
 import pytest
@@ -246,3 +247,58 @@ def test_a_full_context_window_ends_the_beam_and_says_so():
     result = engine.generate("q", budget=Budget(max_steps=10))
     assert result.stop_reason == "context" and not result.budget_exhausted
     assert not result.finished and len(result.steps) == 3
+
+
+# ---- the budget at the edges -------------------------------------------------------------
+
+def test_a_deferred_step_that_no_longer_fits_is_finished_cheaply_by_the_draft():
+    clock = FakeClock()
+    engine, _, target, _ = engine_with(
+        lambda i: ["d\n\n"], lambda i: ["t\n\n"], {"t\n\n": 0.9, "d\n\n": 0.9},
+        draft_kw=dict(clock=clock, propose_cost=0.01),
+        target_kw=dict(clock=clock, propose_cost=0.3),
+        clock=clock,
+    )
+    config = SpecsConfig(accept_threshold=100.0)  # every draft round is deferred
+    result = engine.generate("q", config=config, budget=Budget(latency_s=1.0, max_steps=1000))
+    # target rounds end at 0.3, 0.61, 0.92; the round deferred after that would end at 1.23
+    assert target.propose_calls == 3 and result.stats.wall_s <= 1.0 + 1e-9
+    assert result.budget_exhausted and result.stop_reason == "latency"
+
+
+def test_beams_that_all_complete_on_the_last_allowed_step_have_finished():
+    engine, _, _, _ = engine_with(lambda i: ["a\n\n"] if i == 0 else ["#### 7"], lambda i: ["t\n\n"], {})
+    result = engine.generate("q", "greedy", budget=Budget(max_steps=2), model="draft")
+    assert result.answer == "7" and result.finished
+    assert result.stop_reason == "finished" and not result.budget_exhausted
+
+
+def test_best_of_n_cut_by_the_budget_keeps_its_best_sample():
+    clock = FakeClock()
+    first = {"x=1\n\n": 0.1, "x=2\n\n": 0.8, "x=3\n\n": 0.4, "x=4\n\n": 0.2}
+    menu = lambda i: list(first) if i == 0 else ["y\n\n"]  # noqa: E731
+    engine, draft, _, _ = engine_with(
+        menu, menu, lambda question, steps: first[steps[0]],
+        draft_kw=dict(clock=clock, propose_cost=0.4), clock=clock,
+    )
+    result = engine.generate("q", "best_of_n", SpecsConfig(n=4, beam_width=1),
+                             Budget(latency_s=1.0, max_steps=100), model="draft")
+    assert result.text.startswith("x=2") and result.budget_exhausted
+
+
+class SlowScoringLM(ScriptedLM):
+    """A target whose scoring takes real time, to see whether a round waits for it."""
+
+    def score(self, prefixes, continuations, *, deadline=None):
+        time.sleep(0.2)
+        self.scored_at = time.monotonic()  # set only once scoring is done
+        return super().score(prefixes, continuations, deadline=deadline)
+
+
+def test_a_failed_reward_call_waits_for_the_concurrent_target_scoring():
+    target = SlowScoringLM("target", lambda i: ["t\n\n"])
+    engine = SpecsEngine(ScriptedLM("draft", lambda i: ["d\n\n"]), target, NanReward())
+    run = engine._prepare("q", "specs", SpecsConfig(), Budget(max_steps=3), "target", None, None, None)
+    with pytest.raises(RewardError):
+        run.verify(run.propose("draft", run.beams, 2))
+    assert getattr(target, "scored_at", None) is not None  # its stats were written before the error

@@ -35,6 +35,7 @@ def finish_cheaply(run: SearchRun, beams: Sequence[Beam], role: Source) -> list[
     if not run.can_afford("cheap"):
         run.out_of_time()
         return list(beams)
+    run.score_unrewarded(beams)  # best-of-n samples carry no reward yet: rank them first
     best = max(beams, key=rank_key)
     with run.round("cheap"):
         proposals = run.propose(role, [best], 1, greedy=True)

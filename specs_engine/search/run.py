@@ -12,7 +12,7 @@ import math
 import random
 import threading
 import time
-from concurrent.futures import Executor
+from concurrent.futures import Executor, wait
 from contextlib import contextmanager
 from functools import partial
 from dataclasses import dataclass, replace
@@ -105,7 +105,10 @@ class SearchRun:
         return math.inf if self.deadline is None else self.deadline - self.clock()
 
     def should_stop(self) -> bool:
-        """True once the search must end: out of beams, time or steps."""
+        """True once the search must end: out of beams, time or steps. A search whose
+        beams all completed has finished, whatever the clock or step count says."""
+        if not self.beams:
+            return True
         if self.stop_reason is None:
             if self.cancel.is_set():
                 self.stop_reason = "cancelled"
@@ -113,7 +116,7 @@ class SearchRun:
                 self.stop_reason = "latency"
             elif self.step_index >= self.budget.max_steps:
                 self.stop_reason = "max_steps"
-        return self.stop_reason is not None or not self.beams
+        return self.stop_reason is not None
 
     def can_afford(self, kind: str) -> bool:
         """Whether a round of this kind, at its measured cost so far, ends before the deadline."""
@@ -191,13 +194,13 @@ class SearchRun:
         None when the target could not answer before the deadline."""
         started = self.clock()
         ratios = self.roles.executor.submit(self._target_log_ratios, proposals)
-        rewards = self.rewards(proposals, charge_busy=False)
         try:
-            result = ratios.result(), rewards
+            result = ratios.result(), self.rewards(proposals, charge_busy=False)
         except DeadlineExceededError:
             self.out_of_time()
             return None
         finally:
+            wait([ratios])  # a failed reward call must not leave the target writing stats
             self._busy_s += self.clock() - started
         self._round_cost["verify"] = self.clock() - started
         return result
@@ -265,7 +268,7 @@ class SearchRun:
         """Ranks completed beams (live ones if none completed) on one score."""
         pool = self.completed or self.beams or [self.root]
         if self.stop_reason != "latency":  # past the deadline, scoring would only overrun it
-            self._score_unrewarded(pool)
+            self.score_unrewarded(pool)
         winner = self._winner(pool)
         ended = winner.end in ("eos", "stop", "answer")
         stop = self.stop_reason or ("finished" if ended else winner.end or "finished")
@@ -316,10 +319,12 @@ class SearchRun:
             for p in proposals
         ]
         started = self.clock()
-        scored = self._call(
-            "target", target.name, partial(target.score, deadline=self.deadline), prefixes, continuations
-        )
-        self.stats.target_s += self.clock() - started
+        try:
+            scored = self._call(
+                "target", target.name, partial(target.score, deadline=self.deadline), prefixes, continuations
+            )
+        finally:  # a target that ran out of time still spent it
+            self.stats.target_s += self.clock() - started
         self.stats.target_scored_tokens += sum(map(len, continuations))
         ratios = []
         for p, cont, lps in zip(proposals, continuations, scored):
@@ -380,7 +385,7 @@ class SearchRun:
         if self.on_event is not None:
             self.on_event(event)
 
-    def _score_unrewarded(self, pool: Sequence[Beam]) -> None:
+    def score_unrewarded(self, pool: Sequence[Beam]) -> None:
         """Beams completed without a reward (best_of_n) are scored once, all together."""
         missing = [b for b in pool if b.step is not None and b.step.reward is None]
         if self.roles.reward is None or len(pool) < 2 or not missing:

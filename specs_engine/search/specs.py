@@ -27,8 +27,10 @@ def run_specs(run: SearchRun) -> list[Beam]:
                 children = draft_round(run, beams)
             if children or run.stop_reason:
                 beams = run.advance(children)
-                continue
-            run.stats.draft_rounds_rejected += 1
+            else:  # deferred: the target regenerates this step, if the budget still allows
+                run.stats.draft_rounds_rejected += 1
+                mode = "target"
+            continue
         with run.round("target round"):
             children, best_reward = reward_round(run, "target", beams)
         run.stats.target_rounds += 1
