@@ -7,12 +7,18 @@ correctness.
 
 from __future__ import annotations
 
+import math
 import re
 from collections import defaultdict
+from fractions import Fraction
 from typing import Iterable, Optional
 
 _HASHES = re.compile(r"####\s*([^\n]+)")
 _NUMBER = re.compile(r"-?\$?\s*\d[\d,]*(?:\.\d+)?|-?\.\d+")
+_PLAIN = re.compile(r"(-?\$?\s*(?:\d[\d,]*(?:\.\d+)?|\.\d+))\s*(?:%|[a-zA-Z][a-zA-Z .]*)?\.?")
+"""A whole answer that is one number, with optional $, thousands commas, % or unit words."""
+_LATEX_FRAC = re.compile(r"\\d?frac\{\s*(-?[\d.]+)\s*\}\{\s*(-?[\d.]+)\s*\}")
+_FRACTION = re.compile(r"\$?\s*(-?\d+(?:\.\d+)?)\s*/\s*(-?\d+(?:\.\d+)?)")
 
 
 def _boxed_contents(text: str) -> list[str]:
@@ -49,31 +55,46 @@ def extract_answer(text: str) -> Optional[str]:
 
 
 def normalize_answer(answer: str) -> str:
-    """Canonical form: numbers lose '$', ',', units and trailing '.0'; text is stripped."""
-    cleaned = answer.strip().replace("\\!", "").replace("\\$", "$")
-    cleaned = re.sub(r"\\text\{[^}]*\}", "", cleaned)
-    number = _NUMBER.search(cleaned)
-    if number and not re.search(r"[a-zA-Z]\s*[=^]|\\frac|/", cleaned):
-        value = number.group(0).replace("$", "").replace(",", "").replace(" ", "")
+    """Canonical form: a plain number loses '$', ',', units and trailing '.0'; anything
+    else ('\\frac{1}{2}', '\\sqrt{2}', '(2, 3)', 'x = 5') is only stripped."""
+    cleaned = _clean(answer)
+    number = _PLAIN.fullmatch(cleaned)
+    if number is None:
+        return cleaned.rstrip(".").strip()
+    value = float(number.group(1).replace("$", "").replace(",", "").replace(" ", ""))
+    return str(int(value)) if value == int(value) else repr(value)
+
+
+def numeric_value(answer: Optional[str]) -> Optional[float]:
+    """The number a final answer states: '$1,200', '45%', '12 apples', '\\frac{3}{4}' and
+    '3/4' do; '\\sqrt{2}', '2^{10}', '(2, 3)' and 'x = 5' do not (None), so an expression
+    is never mistaken for its first digit."""
+    if answer is None:
+        return None
+    cleaned = _LATEX_FRAC.sub(r"\1/\2", _clean(answer))
+    fraction = _FRACTION.fullmatch(cleaned)
+    if fraction:
         try:
-            as_float = float(value)
-        except ValueError:
-            return cleaned
-        return str(int(as_float)) if as_float == int(as_float) else repr(as_float)
-    return cleaned.rstrip(".").strip()
+            return float(Fraction(fraction.group(1)) / Fraction(fraction.group(2)))
+        except ZeroDivisionError:
+            return None
+    return float(normalize_answer(cleaned)) if _PLAIN.fullmatch(cleaned) else None
+
+
+def _clean(answer: str) -> str:
+    cleaned = answer.strip().replace("\\!", "").replace("{,}", ",").replace("\\$", "$").replace("\\%", "%")
+    return re.sub(r"\\text\{([^}]*)\}", r"\1", cleaned).strip()
 
 
 def answers_match(predicted: Optional[str], expected: str) -> bool:
-    """True when a predicted answer equals the expected one after normalisation."""
+    """True when a predicted answer equals the expected one: as numbers when both are
+    numbers, else as normalised text."""
     if predicted is None:
         return False
-    a, b = normalize_answer(predicted), normalize_answer(expected)
-    if a == b:
-        return True
-    try:
-        return abs(float(a) - float(b)) < 1e-6
-    except ValueError:
-        return False
+    a, b = numeric_value(predicted), numeric_value(expected)
+    if a is not None and b is not None:
+        return math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-9)
+    return normalize_answer(predicted) == normalize_answer(expected)
 
 
 def weighted_vote(answers: Iterable[tuple[Optional[str], float]]) -> Optional[str]:

@@ -30,6 +30,17 @@ def test_equivalent_answers_compare_equal(a, b):
     assert answers_match(a, b)
 
 
+@pytest.mark.parametrize("expression", ["\\sqrt{2}", "2\\pi", "2^{10}", "(2, 3)", "3, 5", "x = 2"])
+def test_an_expression_is_not_read_as_its_first_number(expression):
+    assert normalize_answer(expression) not in ("2", "3")
+    assert not answers_match(expression, "2") and not answers_match(expression, "3")
+
+
+def test_fractions_match_their_value_but_keep_their_form():
+    assert normalize_answer("\\frac{1}{2}") == "\\frac{1}{2}"
+    assert answers_match("\\frac{1}{2}", "0.5") and answers_match("1/2", "0.5")
+
+
 def test_different_answers_do_not_match():
     assert not answers_match("24", "25")
     assert not answers_match(None, "25")

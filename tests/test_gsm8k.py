@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from specs_engine.data import gsm8k
-from specs_engine.data.gsm8k import answers_equal, load_problems, parse_number, parse_solution, split_of
+from specs_engine.answers import numeric_value
+from specs_engine.data.gsm8k import answers_equal, load_problems, parse_solution, split_of
 from specs_engine.errors import ConfigError
 
 TEMPLATE = '''question = "Ann has {q} pens and buys 3 more. How many pens does she have?"
@@ -96,7 +97,7 @@ def test_limit_and_bad_arguments(template_dir):
 def test_the_shipped_data_has_100_problems_with_numeric_answers():
     problems = load_problems()
     assert len(problems) == 100
-    assert all(parse_number(p.answer) is not None and p.steps for p in problems)
+    assert all(numeric_value(p.answer) is not None and p.steps for p in problems)
     assert {p.split for p in problems} == {"train", "tune", "test"}
 
 
@@ -121,6 +122,11 @@ def test_parse_solution_requires_a_final_line():
         (None, "18", False),
         ("no number", "18", False),
         ("1/0", "0", False),
+        ("\\sqrt{18}", "18", False),
+        ("2^{18}", "2", False),
+        ("(18, 3)", "18", False),
+        ("18 \\text{ eggs}", "18", True),
+        ("1{,}200", "1200", True),
     ],
 )
 def test_answers_equal_compares_numbers(predicted, reference, expected):

@@ -26,10 +26,10 @@ import os
 import re
 import tomllib
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+from specs_engine.answers import numeric_value
 from specs_engine.errors import ConfigError, MissingExtraError
 
 SPLITS = {"train": (0, 40), "tune": (40, 60), "test": (60, 100)}
@@ -159,29 +159,10 @@ def parse_solution(solution: str) -> tuple[str, tuple[str, ...]]:
 
 # --- the answer checker ----------------------------------------------------------------
 
-_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?|-?\.\d+")
-_LATEX_FRAC = re.compile(r"\\d?frac\{\s*(-?[\d.]+)\s*\}\{\s*(-?[\d.]+)\s*\}")
-
-
-def parse_number(text: str | None) -> float | None:
-    """The number an extracted answer denotes, tolerating '$1,200', '45%', '\\frac{3}{4}',
-    '3/4', '12 apples' and '\\text{...}'; None when there is no number."""
-    if text is None:
-        return None
-    cleaned = _LATEX_FRAC.sub(r"\1/\2", str(text)).replace("\\!", "").replace("{,}", "")
-    fraction = re.fullmatch(r"\s*\$?\s*(-?[\d.]+)\s*/\s*(-?[\d.]+)\s*", cleaned)
-    if fraction:
-        try:
-            return float(Fraction(fraction.group(1)) / Fraction(fraction.group(2)))
-        except (ValueError, ZeroDivisionError):
-            return None
-    match = _NUMBER.search(cleaned)
-    return float(match.group(0).replace(",", "")) if match else None
-
-
 def answers_equal(predicted: str | None, reference: str, rel_tol: float = 1e-6) -> bool:
-    """Numeric comparison of a predicted final answer with the reference."""
-    got, want = parse_number(predicted), parse_number(reference)
+    """Numeric comparison of a predicted final answer with the reference: an answer
+    that is not one number (an expression, a list) is wrong, not read for its first digit."""
+    got, want = numeric_value(predicted), numeric_value(reference)
     if got is None or want is None:
         return False
     return math.isclose(got, want, rel_tol=rel_tol, abs_tol=1e-9)
