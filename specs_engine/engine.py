@@ -47,6 +47,9 @@ class SpecsEngine:
                                              target="qwen2.5-coder-1.5b", reward="specs-prm")
         result = engine.generate("What is 12 * 7?", budget=Budget(latency_s=20))
         print(result.answer, result.stats.steps_from_draft)
+
+    `clock` is for tests: deadlines handed to the models are compared with
+    time.monotonic() inside the backends, so a custom clock must run in step with it.
     """
 
     def __init__(
