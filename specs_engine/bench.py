@@ -148,8 +148,23 @@ def summarise(rows: Iterable[dict], reference: str = "beam_search:target") -> li
             "p90_s": walls[min(len(walls) - 1, math.ceil(0.9 * len(walls)) - 1)],
             "latency_vs_ref": mean / ref_latency if ref_latency else None,
             "draft_share": statistics.mean(r["draft_share"] for r in arm_rows),
+            **_time_split(arm_rows),
         })
     return table
+
+
+def _time_split(rows: list[dict]) -> dict:
+    """Where an arm's time went, per problem on average: model seconds (target and
+    reward overlap in SPECS' verification), steps of the answer, and draft rounds."""
+    def mean(key: str) -> float:
+        return statistics.mean(r.get(key) or 0 for r in rows)
+
+    return {
+        "draft_s": mean("draft_s"), "target_s": mean("target_s"), "reward_s": mean("reward_s"),
+        "steps": statistics.mean(len(r.get("steps", [])) for r in rows),
+        "draft_rounds": sum(r.get("draft_rounds") or 0 for r in rows),
+        "draft_rounds_rejected": sum(r.get("draft_rounds_rejected") or 0 for r in rows),
+    }
 
 
 def wilson(successes: int, total: int, z: float = 1.96) -> tuple[float, float]:
@@ -172,6 +187,16 @@ def markdown(table: list[dict]) -> str:
         lines.append(
             f"| {r['arm']} | {r['problems']} | {r['accuracy']:.1%} ({r['ci_low']:.0%}-{r['ci_high']:.0%}) "
             f"| {r['mean_s']:.1f} | {r['p90_s']:.1f} | {relative} | {r['draft_share']:.0%} |"
+        )
+    lines += [
+        "",
+        "| method | draft s | target s | reward s | steps | draft rounds rejected |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in table:
+        lines.append(
+            f"| {r['arm']} | {r['draft_s']:.1f} | {r['target_s']:.1f} | {r['reward_s']:.1f} "
+            f"| {r['steps']:.1f} | {r['draft_rounds_rejected']}/{r['draft_rounds']} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -94,10 +94,14 @@ def test_summary_statistics():
     rows = [
         {"arm": "beam_search:target", "wall_s": 10.0, "correct": True, "draft_share": 0.0},
         {"arm": "beam_search:target", "wall_s": 20.0, "correct": False, "draft_share": 0.0},
-        {"arm": "specs", "wall_s": 9.0, "correct": True, "draft_share": 0.5},
-        {"arm": "specs", "wall_s": 6.0, "correct": True, "draft_share": 1.0},
+        {"arm": "specs", "wall_s": 9.0, "correct": True, "draft_share": 0.5, "draft_s": 4.0,
+         "draft_rounds": 3, "draft_rounds_rejected": 1, "steps": [["target"], ["draft"]]},
+        {"arm": "specs", "wall_s": 6.0, "correct": True, "draft_share": 1.0, "draft_s": 2.0,
+         "draft_rounds": 2, "draft_rounds_rejected": 0, "steps": [["draft"]] * 4},
     ]
     table = {r["arm"]: r for r in bench.summarise(rows)}
     assert table["specs"]["latency_vs_ref"] == pytest.approx(0.5)
     assert table["specs"]["accuracy"] == 1.0 and table["specs"]["draft_share"] == 0.75
     assert table["beam_search:target"]["p90_s"] == 20.0
+    assert (table["specs"]["draft_s"], table["specs"]["steps"]) == (3.0, 3.0)
+    assert "| specs | 3.0 | 0.0 | 0.0 | 3.0 | 1/5 |" in bench.markdown(list(table.values()))
