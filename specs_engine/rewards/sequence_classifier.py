@@ -18,7 +18,9 @@ class SequenceClassifierReward:
         >>> reward.score("What is 2 + 3?", [["2 + 3 = 5."], ["2 + 3 = 6."]])
 
     One label: the raw score (sigmoid=True squashes it to (0, 1)). Two labels: P(label 1),
-    label 1 meaning "correct so far". All solutions run in one padded batch.
+    label 1 meaning "correct so far". Each solution runs over the cached KV of the longest
+    prefix it shares with recent inputs (see prefix_reuse): a search step reads only the
+    new step's tokens.
     """
 
     def __init__(self, model: Any, tokenizer: Any, name: Optional[str] = None, sigmoid: bool = False):
@@ -30,6 +32,10 @@ class SequenceClassifierReward:
         self.model, self.tokenizer, self.sigmoid = model, tokenizer, sigmoid
         self.name = name or getattr(model.config, "name_or_path", "") or type(model).__name__
         self._lock = threading.Lock()
+        from specs_engine.rewards.prefix_reuse import PrefixReuse
+
+        self.reuse = PrefixReuse(model)
+        """Reads each solution over the cached KV of the one it extends (the previous step's)."""
 
     @classmethod
     def from_pretrained(
@@ -52,10 +58,17 @@ class SequenceClassifierReward:
         if not texts:
             return []
         torch = import_torch()
-        with self._lock, torch.inference_mode():  # padding=True mutates the tokenizer: lock it too
-            batch = self.tokenizer(texts, padding=True, return_tensors="pt").to(self.model.device)
-            logits = self.model(**batch).logits.float()
+        with self._lock, torch.inference_mode():  # the tokenizer and the prefix cache are shared
+            ids = self.tokenizer(texts)["input_ids"]  # default special tokens, as always
+            logits = self.reuse.last_logits([self._through_last_real_token(row) for row in ids])
         if logits.shape[-1] == 2:
             return logits.softmax(dim=-1)[:, 1].tolist()
         scores = logits[:, 0]
         return (scores.sigmoid() if self.sigmoid else scores).tolist()
+
+    def _through_last_real_token(self, ids: Sequence[int]) -> list[int]:
+        """ids up to the last token that is not the pad id: the head pools there (a trailing
+        EOS equal to the pad id is skipped, as in a padded batch)."""
+        ids, pad = list(ids), self.model.config.pad_token_id
+        real = [i for i, token in enumerate(ids) if token != pad]
+        return ids[: real[-1] + 1 if real else 1]

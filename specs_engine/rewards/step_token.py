@@ -21,8 +21,10 @@ class StepTokenPRM:
 
     The layout is Qwen2.5-Math-PRM's: system prompt, the question as the user turn, the
     steps as the assistant turn, each followed by "<extra_0>". The reward of a solution is
-    P(class 1) at its last separator. Token-classification heads (2 labels) load without
-    remote code; Qwen's own PRM class needs trust_remote_code=True, asked for by name.
+    P(class 1) at its last separator, read over the cached KV of the longest prefix it
+    shares with recent inputs (see prefix_reuse). Token-classification heads (2 labels)
+    load without remote code; Qwen's own PRM class needs trust_remote_code=True, asked for
+    by name.
     """
 
     def __init__(self, model: Any, tokenizer: Any, name: Optional[str] = None,
@@ -37,6 +39,10 @@ class StepTokenPRM:
         self.step_token_id = tokenizer.convert_tokens_to_ids(step_token)
         self.name = name or getattr(model.config, "name_or_path", "") or type(model).__name__
         self._lock = threading.Lock()
+        from specs_engine.rewards.prefix_reuse import PrefixReuse
+
+        self.reuse = PrefixReuse(model)
+        """Reads each solution over the cached KV of the one it extends (the previous step's)."""
 
     @classmethod
     def from_pretrained(
@@ -74,13 +80,19 @@ class StepTokenPRM:
         if not texts:
             return []
         torch = import_torch()
-        with self._lock, torch.inference_mode():  # padding=True mutates the tokenizer: lock it too
-            batch = self.tokenizer(texts, padding=True, add_special_tokens=False, return_tensors="pt")
-            batch = batch.to(self.model.device)
-            out = self.model(**batch)
-        logits = (out.logits if hasattr(out, "logits") else out[0]).float()
-        good = logits.softmax(dim=-1)[..., 1]
-        is_step = (batch["input_ids"] == self.step_token_id) & batch["attention_mask"].bool()
-        positions = torch.arange(is_step.shape[1], device=is_step.device)
-        last = torch.where(is_step, positions, -1).max(dim=1).values  # every row has one
-        return good[torch.arange(len(texts)), last].tolist()
+        with self._lock, torch.inference_mode():  # the tokenizer and the prefix cache are shared
+            ids = self.tokenizer(texts, add_special_tokens=False)["input_ids"]
+            logits = self.reuse.last_logits([self._through_last_step(row) for row in ids])
+            return logits.softmax(dim=-1)[:, 1].tolist()
+
+    def _through_last_step(self, ids: Sequence[int]) -> list[int]:
+        """ids up to the last separator: what follows it (the template's closing tokens)
+        cannot change its logits under causal attention, and would differ from the next
+        step's ids, spoiling the shared prefix."""
+        ids = list(ids)
+        if self.step_token_id not in ids:
+            raise ConfigError(
+                f"the PRM input holds no {self.step_token!r} token: the tokenizer does not keep "
+                "the separator whole, so there is no step to read"
+            )
+        return ids[: len(ids) - ids[::-1].index(self.step_token_id)]
