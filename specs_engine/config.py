@@ -55,7 +55,8 @@ class SpecsConfig:
     log_ratio: Literal["sum", "mean"] = "sum"
     """How per-token log p_target - log p_draft are combined over a step."""
     final_selection: Literal["last_reward", "weighted_vote"] = "last_reward"
-    """How completed beams are ranked: the last step's reward, or a reward-weighted vote."""
+    """How completed beams are ranked: the last step's reward, or a reward-weighted vote
+    (rewards are then vote weights and must be >= 0)."""
     delimiter: str = "\n\n"
     """Text that ends a reasoning step."""
     max_step_tokens: int = 128

@@ -197,6 +197,14 @@ def test_nan_reward_is_an_error_naming_the_reward_model_and_step():
         engine.generate("q")
 
 
+def test_weighted_vote_refuses_negative_rewards_at_the_first_step():
+    engine, _, target, _ = engine_with(lambda i: ["d\n\n"], lambda i: ["t\n\n"], {"t\n\n": -1.5})
+    with pytest.raises(RewardError, match=r"failed at step 1.*weighted_vote.*>= 0"):
+        engine.generate("q", config=SpecsConfig(final_selection="weighted_vote"))
+    assert target.propose_calls == 1
+    assert engine.generate("q", budget=Budget(max_steps=2)).steps  # last_reward ranks any sign
+
+
 def test_different_tokenizers_use_text_unless_ids_are_forced():
     draft = ScriptedLM("draft", lambda i: ["d\n\n"], fingerprint="a")
     target = ScriptedLM("target", lambda i: ["t\n\n"], fingerprint="b")

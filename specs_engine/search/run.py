@@ -349,6 +349,12 @@ class SearchRun:
                     "reward", name, self.step_index + 1,
                     ValueError(f"returned {value!r}; rewards must be finite numbers"),
                 )
+            if value < 0 and self.config.final_selection == "weighted_vote":
+                raise RewardError(
+                    "reward", name, self.step_index + 1,
+                    ValueError(f"returned {value!r}; final_selection='weighted_vote' sums rewards as "
+                               "vote weights, which must be >= 0 (e.g. a classifier with sigmoid=True)"),
+                )
         return [float(v) for v in values]
 
     def _token_room(self, beam: Beam, prefix_len: int, model: LanguageModel) -> int:
