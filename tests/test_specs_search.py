@@ -168,6 +168,18 @@ def test_deadline_is_met_on_a_fake_clock_and_the_end_is_drafted():
     assert result.text  # the best answer so far, not an empty one
 
 
+def test_a_beam_near_max_new_tokens_does_not_cut_the_others_steps():
+    menu = lambda i: ["aaaaaaaaaa\n\n", "b\n\n"] if i == 0 else ["cccccc\n\n"]  # noqa: E731
+    engine, _, target, _ = engine_with(menu, menu, {})
+    run = engine._prepare("q", "beam_search", SpecsConfig(n=2, beam_width=1), Budget(max_new_tokens=16),
+                          "target", None, None, None)
+    beams = [run.accept(p, 0.5) for p in run.propose("target", [run.root], 2)]
+    long_beam, short_beam = run.propose("target", beams, 1)
+    assert long_beam.candidate.text == "cccc" and long_beam.candidate.finish_reason == "length"
+    assert short_beam.candidate.text == "cccccc\n\n"  # its own room, not the long beam's
+    assert target.propose_calls == 3  # one call per distinct room
+
+
 def test_max_new_tokens_ends_beams():
     engine, _, _, _ = engine_with(lambda i: ["dddd\n\n"], lambda i: ["tttt\n\n"], {})
     result = engine.generate("q", budget=Budget(max_new_tokens=13))

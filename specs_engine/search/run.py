@@ -159,13 +159,14 @@ class SearchRun:
     def propose(
         self, role: Source, beams: Sequence[Beam], per_beam: int, greedy: bool = False
     ) -> list[Proposal]:
-        """per_beam candidate next steps for each beam, from one batched model call."""
+        """per_beam candidate next steps for each beam, from one batched model call per
+        token limit (usually one: beams differ in room only near max_new_tokens)."""
         model = self.roles.model(role)
         prefixes = [self.prefix(role, beam) for beam in beams]
-        limit = min(self._token_room(beam, len(p), model) for beam, p in zip(beams, prefixes))
+        limits = [max(self._token_room(beam, len(p), model), 1) for beam, p in zip(beams, prefixes)]
         params = ProposalParams(
             delimiter=self.config.delimiter,
-            max_new_tokens=max(limit, 1),
+            max_new_tokens=max(limits),
             temperature=self.config.temperature,
             top_p=self.config.top_p,
             greedy=greedy,
@@ -174,7 +175,13 @@ class SearchRun:
             deadline=None if self.deadline is None else self.deadline - self._verify_cost(),
         )
         started = self.clock()
-        per_prefix = self._call(role, model.name, model.propose, prefixes, per_beam, params)
+        per_prefix: list[Sequence[Candidate]] = [()] * len(beams)
+        for k, limit in enumerate(sorted(set(limits), reverse=True)):
+            members = [i for i, room in enumerate(limits) if room == limit]
+            group = replace(params, max_new_tokens=limit, seed=params.seed + k)
+            answers = self._call(role, model.name, model.propose, [prefixes[i] for i in members], per_beam, group)
+            for i, candidates in zip(members, answers):
+                per_prefix[i] = candidates
         self._charge(role, self.clock() - started)
         proposals = [
             Proposal(beam, candidate, role)
