@@ -180,6 +180,16 @@ def test_a_beam_near_max_new_tokens_does_not_cut_the_others_steps():
     assert target.propose_calls == 3  # one call per distinct room
 
 
+def test_the_smaller_context_window_ends_a_beam_whichever_model_wrote_it():
+    engine, _, _, _ = engine_with(
+        lambda i: ["dddd\n\n"], lambda i: ["tttt\n\n"], {},
+        draft_kw=dict(context_window=20), target_kw=dict(context_window=1000),
+    )
+    result = engine.generate("q", config=SpecsConfig(tau=1.0), budget=Budget(max_steps=10))
+    assert {s.source for s in result.steps} == {"target"}  # tau=1: the draft never proposes
+    assert result.stop_reason == "context" and len(result.steps) == 3  # the draft could not read a 4th
+
+
 def test_max_new_tokens_ends_beams():
     engine, _, _, _ = engine_with(lambda i: ["dddd\n\n"], lambda i: ["tttt\n\n"], {})
     result = engine.generate("q", budget=Budget(max_new_tokens=13))

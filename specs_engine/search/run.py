@@ -248,7 +248,7 @@ class SearchRun:
             elapsed_s=self.clock() - self.start,
         )
         beam = parent.child(step, candidate.token_ids)
-        beam.end = self._end_of(beam, candidate, proposal.source)
+        beam.end = self._end_of(beam, candidate)
         return beam
 
     def advance(self, children: Sequence[Beam]) -> list[Beam]:
@@ -375,7 +375,7 @@ class SearchRun:
         """Time to keep free after decoding, for the scoring that follows it."""
         return max(self._round_cost.get("verify", 0.0), self._round_cost.get("reward", 0.0))
 
-    def _end_of(self, beam: Beam, candidate: Candidate, role: Source) -> Optional[str]:
+    def _end_of(self, beam: Beam, candidate: Candidate) -> Optional[str]:
         """Why a beam is complete, or None while it goes on."""
         if candidate.ends_solution:
             return candidate.finish_reason
@@ -383,9 +383,9 @@ class SearchRun:
             return "answer"
         if beam.total_tokens >= self.budget.max_new_tokens:
             return "max_new_tokens"
-        model = self.roles.model(role)
-        if len(self.prompt_ids[role]) + beam.total_tokens + 1 >= model.context_window:
-            return "context"
+        for user, prompt in self.prompt_ids.items():  # every model that must read the beam next
+            if len(prompt) + beam.total_tokens + 1 >= self.roles.model(user).context_window:
+                return "context"
         return None
 
     def _stream_settled(self) -> None:
