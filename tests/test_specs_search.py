@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections import Counter
 
@@ -332,3 +333,24 @@ def test_a_failed_reward_call_waits_for_the_concurrent_target_scoring():
     with pytest.raises(RewardError):
         run.verify(run.propose("draft", run.beams, 2))
     assert getattr(target, "scored_at", None) is not None  # its stats were written before the error
+
+
+def test_target_scoring_overlaps_reward_scoring():
+    reward_started = threading.Event()
+
+    class WaitingTarget(ScriptedLM):
+        def score(self, prefixes, continuations, *, deadline=None):
+            if not reward_started.wait(timeout=5):  # only a concurrent reward call can set it
+                raise AssertionError("the reward did not run while the target was scoring")
+            return super().score(prefixes, continuations, deadline=deadline)
+
+    class SignallingReward(ScriptedReward):
+        def score(self, question, solutions):
+            reward_started.set()
+            return super().score(question, solutions)
+
+    engine = SpecsEngine(ScriptedLM("draft", lambda i: ["d\n\n"]),
+                         WaitingTarget("target", lambda i: ["t\n\n"]), SignallingReward(0.9))
+    run = engine._prepare("q", "specs", SpecsConfig(), Budget(max_steps=3), "target", None, None, None)
+    ratios, rewards = run.verify(run.propose("draft", run.beams, 2))
+    assert len(ratios) == len(rewards) == 2

@@ -202,7 +202,8 @@ class SearchRun:
         started = self.clock()
         ratios = self.roles.executor.submit(self._target_log_ratios, proposals)
         try:
-            result = ratios.result(), self.rewards(proposals, charge_busy=False)
+            rewards = self.rewards(proposals, charge_busy=False)  # while the target scores
+            result = ratios.result(), rewards
         except DeadlineExceededError:
             self.out_of_time()
             return None
