@@ -58,10 +58,9 @@ def normalize_answer(answer: str) -> str:
     """Canonical form: a plain number loses '$', ',', units and trailing '.0'; anything
     else ('\\frac{1}{2}', '\\sqrt{2}', '(2, 3)', 'x = 5') is only stripped."""
     cleaned = _clean(answer)
-    number = _PLAIN.fullmatch(cleaned)
-    if number is None:
+    value = _plain_number(cleaned)
+    if value is None:
         return cleaned.rstrip(".").strip()
-    value = float(number.group(1).replace("$", "").replace(",", "").replace(" ", ""))
     return str(int(value)) if value == int(value) else repr(value)
 
 
@@ -78,7 +77,13 @@ def numeric_value(answer: Optional[str]) -> Optional[float]:
             return float(Fraction(fraction.group(1)) / Fraction(fraction.group(2)))
         except ZeroDivisionError:
             return None
-    return float(normalize_answer(cleaned)) if _PLAIN.fullmatch(cleaned) else None
+    return _plain_number(cleaned)
+
+
+def _plain_number(cleaned: str) -> Optional[float]:
+    """The value of a cleaned answer that is one number (see _PLAIN), else None."""
+    number = _PLAIN.fullmatch(cleaned)
+    return None if number is None else float(number.group(1).replace("$", "").replace(",", "").replace(" ", ""))
 
 
 def _clean(answer: str) -> str:
