@@ -83,6 +83,18 @@ class PrefixCache:
             self._entries.move_to_end(best.ids)
         return best, best_rank[0]
 
+    def resume(self, ids: tuple[int, ...], whole: bool = True) -> tuple[Optional[CachedPrefix], int, Any]:
+        """How a forward over ids reuses this cache. (entry, len(ids), None) when an entry
+        is ids itself with its last logits and `whole` allows taking it as is: nothing
+        needs to run. Otherwise (None, start, cache): run ids[start:] over `cache`, a fresh
+        DynamicCache of the longest cached prefix; the last token always runs, since its
+        outputs are what the caller wants."""
+        entry, shared = self.longest_match(ids)
+        if whole and entry is not None and shared == len(ids) == len(entry.ids) and entry.last_logits is not None:
+            return entry, len(ids), None
+        start = min(shared, len(ids) - 1)
+        return None, start, to_dynamic_cache(entry.kv if entry is not None else [], start, 1)
+
 
 def kv_of(cache: Any) -> KV:
     """Per-layer tensors of a DynamicCache; refuses layer kinds a prefix cannot be cut from."""

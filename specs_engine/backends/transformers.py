@@ -265,23 +265,19 @@ class TransformersLM:
     def _prefix_state(self, prefix: tuple[int, ...]) -> CachedPrefix:
         """The KV of prefix and the logits after it, prefilling only what no cached
         prefix already covers."""
-        entry, shared = self._prefixes.longest_match(prefix)
-        if entry is not None and shared == len(prefix) == len(entry.ids) and entry.last_logits is not None:
-            return entry
-        return self._extend(prefix, entry, shared)[0]
+        return self._extend(prefix)[0]
 
-    def _extend(
-        self, prefix: tuple[int, ...], entry: Optional[CachedPrefix], shared: int,
-        hidden_states: bool = False,
-    ) -> tuple[CachedPrefix, Any]:
-        """Runs the tokens of prefix that `entry` does not cover (at least the last one, for
-        its logits), caches the result, and returns it with the raw model output."""
-        shared = min(shared, len(prefix) - 1)
-        cache = to_dynamic_cache(entry.kv, shared, 1) if entry is not None else to_dynamic_cache([], 0, 1)
-        new = torch.tensor([prefix[shared:]], device=self.device)
+    def _extend(self, prefix: tuple[int, ...], hidden_states: bool = False) -> tuple[CachedPrefix, Any]:
+        """Runs the tokens of prefix that no cached prefix covers (at least the last one,
+        unless prefix is cached whole and no hidden states are wanted), caches the result,
+        and returns it with the raw model output (None when nothing ran)."""
+        hit, start, cache = self._prefixes.resume(prefix, whole=not hidden_states)
+        if hit is not None:
+            return hit, None
+        new = torch.tensor([prefix[start:]], device=self.device)
         out = self.model(input_ids=new, past_key_values=cache, use_cache=True, logits_to_keep=1,
                          output_hidden_states=hidden_states)
-        self.prefill_tokens += len(prefix) - shared
+        self.prefill_tokens += len(prefix) - start
         state = CachedPrefix(prefix, kv_of(out.past_key_values), out.logits[0, -1].float())
         self._prefixes.put(state)
         return state, out
@@ -296,7 +292,7 @@ class TransformersLM:
                 ids = self._check_prefix(sequence, f"sequences[{i}]")
                 if len(ids) < 2:
                     raise ConfigError(f"sequences[{i}] has {len(ids)} token(s); at least 2 are needed")
-                _, out = self._extend(ids, *self._prefixes.longest_match(ids), hidden_states=True)
+                _, out = self._extend(ids, hidden_states=True)
                 rows.append(out.hidden_states[layer][0, -1].float())
         return torch.stack(rows)
 

@@ -17,7 +17,7 @@ from specs_engine.errors import ConfigError
 
 torch = import_torch()
 
-from specs_engine.backends.kv_cache import CachedPrefix, PrefixCache, kv_of, to_dynamic_cache  # noqa: E402
+from specs_engine.backends.kv_cache import CachedPrefix, PrefixCache, kv_of  # noqa: E402
 
 
 class PrefixReuse:
@@ -50,15 +50,13 @@ class PrefixReuse:
     def _extend(self, ids: tuple[int, ...]) -> Optional[Any]:
         """ids' last logits over the longest cached prefix, or None when the model turns
         out not to support reuse (the first call decides)."""
-        entry, shared = self._prefixes.longest_match(ids)
-        if entry is not None and shared == len(ids) == len(entry.ids) and entry.last_logits is not None:
-            return entry.last_logits
-        shared = min(shared, len(ids) - 1)  # the last token always runs: its logits are read
-        cache = to_dynamic_cache(entry.kv, shared, 1) if entry is not None else to_dynamic_cache([], 0, 1)
-        new = torch.tensor([ids[shared:]], device=self.model.device)
+        hit, start, cache = self._prefixes.resume(ids)
+        if hit is not None:
+            return hit.last_logits
+        new = torch.tensor([ids[start:]], device=self.model.device)
         try:
             out = self.model(input_ids=new, past_key_values=cache, use_cache=True)
-            self.fed_tokens += len(ids) - shared
+            self.fed_tokens += len(ids) - start
             kv = kv_of(cache)  # the cache object is updated in place; heads may not return it
         except (NotImplementedError, TypeError, ValueError, AttributeError):
             if self.cached:
