@@ -93,18 +93,19 @@ def models(args: argparse.Namespace) -> dict[str, Optional[str]]:
             "backend": args.backend, "dtype": args.dtype}
 
 
-def build(args: argparse.Namespace) -> tuple[SpecsEngine, SpecsConfig, Budget]:
-    """Validates the knobs before loading any model, then loads the models."""
-    config, budget = config_and_budget(args)
+def load_engine(args: argparse.Namespace) -> SpecsEngine:
+    """The models the flags name (callers validate the knobs first: no model loads for a
+    bad flag)."""
     chosen = models(args)
     print(f"loading models ({chosen['preset'] or 'custom'}) ...", file=sys.stderr)
-    return SpecsEngine.from_pretrained(**chosen), config, budget
+    return SpecsEngine.from_pretrained(**chosen)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     if not args.question.strip():
         raise ConfigError("the question is empty: give the problem to solve as the argument")
-    engine, config, budget = build(args)
+    config, budget = config_and_budget(args)
+    engine = load_engine(args)
     prompt = [{"role": "user", "content": f"{INSTRUCTION}\n\n{args.question}"}]
     for event in engine.stream(prompt, args.method, config, budget, model=args.model):
         if isinstance(event, FinalEvent):
@@ -141,7 +142,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     problems = load_problems(args.split, limit=args.limit)
     config, budget = config_and_budget(args)
     bench.check_settings(args.out, bench.settings(args.split, config, budget, models(args)))
-    engine, config, budget = build(args)
+    engine = load_engine(args)
     from tqdm import tqdm
 
     with tqdm(total=len(problems) * len(arms), desc="bench", unit="run") as progress:
