@@ -21,12 +21,12 @@ import json
 import os
 import threading
 import time
-from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional, Sequence
 
+from specs_engine.backends.candidates import Row, check_count, check_params, finish_reason, to_candidate
 from specs_engine.backends.hf_common import import_torch, import_transformers, load_model, load_tokenizer
 from specs_engine.errors import ConfigError
-from specs_engine.models import Candidate, FinishReason, Prompt, ProposalParams
+from specs_engine.models import Candidate, Prompt, ProposalParams
 
 torch = import_torch()  # raises MissingExtraError("torch", "transformers") when absent
 
@@ -37,17 +37,6 @@ from specs_engine.backends.sampling import sample_next  # noqa: E402
 
 MAX_LOGITS_ELEMENTS = 2**27
 """Largest logits tensor one scoring forward may produce (rows are chunked to fit)."""
-
-
-@dataclass
-class _Row:
-    """One candidate being decoded."""
-
-    tokens: list[int] = field(default_factory=list)
-    logprobs: list[float] = field(default_factory=list)
-    finish: Optional[FinishReason] = None
-    keep: Optional[int] = None
-    """Tokens kept when a stop string cut the candidate short."""
 
 
 class TransformersLM:
@@ -125,8 +114,8 @@ class TransformersLM:
         self, prefixes: Sequence[Sequence[int]], num_candidates: int, params: ProposalParams
     ) -> list[list[Candidate]]:
         """num_candidates sampled next steps per prefix (see the module docstring)."""
-        _check_count(num_candidates)
-        _check_params(params)
+        check_count(num_candidates)
+        check_params(params)
         checked = [self._check_prefix(p, f"prefixes[{i}]") for i, p in enumerate(prefixes)]
         generator = torch.Generator(device=self.device)
         generator.manual_seed(params.seed if params.seed is not None else torch.seed())
@@ -139,7 +128,7 @@ class TransformersLM:
         state = self._prefix_state(prefix)
         cache = to_dynamic_cache(state.kv, len(prefix), n)
         logits = state.last_logits.expand(n, -1)
-        rows, active = [_Row() for _ in range(n)], list(range(n))
+        rows, active = [Row() for _ in range(n)], list(range(n))
         limit = min(params.max_new_tokens, self.context_window - len(prefix))
         while True:
             tokens, logprobs = sample_next(logits, params.temperature, params.top_p, params.greedy, generator)
@@ -147,7 +136,7 @@ class TransformersLM:
             for i, r in enumerate(active):
                 rows[r].tokens.append(int(tokens[i]))
                 rows[r].logprobs.append(float(logprobs[i]))
-                rows[r].finish = self._finish(rows[r], params, limit)
+                rows[r].finish = finish_reason(rows[r], params, limit, self.eos_token_ids, self.decode)
             if params.deadline is not None and time.monotonic() >= params.deadline:
                 for r in active:
                     rows[r].finish = rows[r].finish or "deadline"
@@ -161,31 +150,10 @@ class TransformersLM:
             step_input = tokens[still][:, None].to(self.device)
             logits = self.model(input_ids=step_input, past_key_values=cache, use_cache=True).logits[:, -1].float()
         self._prefixes.put(state)  # the prefix itself stays the most recently used
-        return [self._candidate(row) for row in rows]
-
-    def _finish(self, row: _Row, params: ProposalParams, limit: int) -> Optional[FinishReason]:
-        """Why this row stops after its newest token, or None to go on."""
-        if row.tokens[-1] in self.eos_token_ids:
-            return "eos"
-        text = self.decode(row.tokens)
-        delimiter_at = text.find(params.delimiter)
-        stops = [text.find(s) for s in params.stop if s in text]
-        if stops and (delimiter_at < 0 or min(stops) <= delimiter_at):
-            row.keep = self._tokens_before(row.tokens, text[: min(stops)])
-            return "stop"
-        if delimiter_at >= 0:
-            return "delimiter"
-        return "length" if len(row.tokens) >= limit else None
-
-    def _tokens_before(self, tokens: list[int], kept_text: str) -> int:
-        """The most leading tokens whose text lies within kept_text (before a stop string)."""
-        for m in range(len(tokens) - 1, -1, -1):
-            if kept_text.startswith(self.decode(tokens[:m])):
-                return m
-        return 0
+        return [to_candidate(row, self.decode) for row in rows]
 
     def _remember_finished(
-        self, prefix: tuple[int, ...], rows: list[_Row], active: list[int], cache: Any, logits: Any
+        self, prefix: tuple[int, ...], rows: list[Row], active: list[int], cache: Any, logits: Any
     ) -> None:
         """Cache the KV of rows that just finished, so the next step on an accepted
         candidate prefills (almost) nothing. The cache holds every token but the last."""
@@ -197,11 +165,6 @@ class TransformersLM:
             kv = kv if kv is not None else kv_of(cache)
             ids = prefix + tuple(row.tokens[:-1])
             self._prefixes.put(CachedPrefix(ids, row_kv(kv, i, len(ids), copy=True), logits[i].clone()))
-
-    def _candidate(self, row: _Row) -> Candidate:
-        keep = len(row.tokens) if row.keep is None else row.keep
-        tokens = tuple(row.tokens[:keep])
-        return Candidate(tokens, self.decode(tokens), tuple(row.logprobs[:keep]), row.finish or "length")
 
     # ---- scoring ------------------------------------------------------------------
 
@@ -357,26 +320,6 @@ def eos_token_ids(model: Any, tokenizer: Any) -> frozenset[int]:
 
 def _default_name(location: str, gguf_file: Optional[str]) -> str:
     return gguf_file or os.path.basename(os.path.normpath(location)) or location
-
-
-def _check_count(num_candidates: Any) -> None:
-    if isinstance(num_candidates, bool) or not isinstance(num_candidates, int) or num_candidates < 1:
-        raise ConfigError(f"num_candidates={num_candidates!r} is not allowed: it must be an integer >= 1")
-
-
-def _check_params(params: Any) -> None:
-    if not isinstance(params, ProposalParams):
-        raise ConfigError(f"params={params!r} is not allowed: it must be a ProposalParams")
-    if not isinstance(params.delimiter, str) or not params.delimiter:
-        raise ConfigError(f"delimiter={params.delimiter!r} is not allowed: it must be a non-empty string")
-    if isinstance(params.max_new_tokens, bool) or not isinstance(params.max_new_tokens, int) or params.max_new_tokens < 1:
-        raise ConfigError(f"max_new_tokens={params.max_new_tokens!r} is not allowed: it must be an integer >= 1")
-    if not params.greedy and not params.temperature > 0:
-        raise ConfigError(f"temperature={params.temperature!r} is not allowed: it must be > 0 (or greedy=True)")
-    if not 0 < params.top_p <= 1:
-        raise ConfigError(f"top_p={params.top_p!r} is not allowed: it must be in (0, 1]")
-    if any(not isinstance(s, str) or not s for s in params.stop):
-        raise ConfigError(f"stop={params.stop!r} is not allowed: stop strings must be non-empty strings")
 
 
 def _check_messages(messages: Any, name: str, tokenizer: Any) -> list[dict[str, str]]:
