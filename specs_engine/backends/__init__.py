@@ -23,6 +23,7 @@ BACKENDS = {
     "transformers": "specs_engine.backends.transformers",
     "vllm": "specs_engine.backends.vllm",
     "openai": "specs_engine.backends.openai_compat",
+    "llama.cpp": "specs_engine.backends.llamacpp",
 }
 """Backend name -> module providing load(location, *, dtype, device, **kwargs)."""
 

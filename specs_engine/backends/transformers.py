@@ -21,9 +21,10 @@ import json
 import os
 import threading
 import time
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Optional, Sequence
 
 from specs_engine.backends.candidates import Row, check_count, check_params, finish_reason, to_candidate
+from specs_engine.backends.prompts import check_messages
 from specs_engine.backends.hf_common import import_torch, import_transformers, load_model, load_tokenizer
 from specs_engine.errors import ConfigError
 from specs_engine.models import Candidate, Prompt, ProposalParams
@@ -93,7 +94,7 @@ class TransformersLM:
                 ids = self.tokenizer(prompt, add_special_tokens=True)["input_ids"]
             else:
                 text = self.tokenizer.apply_chat_template(
-                    _check_messages(prompt, self.name, self.tokenizer),
+                    check_messages(prompt, self.name, getattr(self.tokenizer, "chat_template", None) is not None),
                     add_generation_prompt=True, tokenize=False,
                 )
                 ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
@@ -320,19 +321,3 @@ def eos_token_ids(model: Any, tokenizer: Any) -> frozenset[int]:
 
 def _default_name(location: str, gguf_file: Optional[str]) -> str:
     return gguf_file or os.path.basename(os.path.normpath(location)) or location
-
-
-def _check_messages(messages: Any, name: str, tokenizer: Any) -> list[dict[str, str]]:
-    """Chat messages as plain dicts; refuses anything else by name."""
-    if getattr(tokenizer, "chat_template", None) is None:
-        raise ConfigError(f"model {name!r} has no chat template: give the prompt as a plain string")
-    ok = isinstance(messages, Sequence) and all(
-        isinstance(m, Mapping) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)
-        for m in messages
-    )
-    if not ok or not messages:
-        raise ConfigError(
-            f"prompt={messages!r} is not allowed: give a string or a non-empty list of "
-            '{"role": str, "content": str} messages'
-        )
-    return [dict(m) for m in messages]

@@ -1,0 +1,297 @@
+"""LlamaCppLM: a draft or target model running a GGUF file in llama.cpp (backend="llama.cpp").
+
+    >>> lm = LlamaCppLM("qwen2.5-coder-0.5b-instruct-q4_k_m.gguf")
+    >>> prefix = lm.encode_prompt([{"role": "user", "content": "What is 2 + 3?"}])
+    >>> params = ProposalParams(delimiter="\\n\\n", max_new_tokens=128, temperature=0.7, seed=0)
+    >>> [cands] = lm.propose([prefix], 4, params)            # 4 candidate steps, one batch
+    >>> lm.score([prefix] * 4, [c.token_ids for c in cands])  # per-token log-probs
+
+The same contract as TransformersLM, on llama.cpp's own kernels (quantised weights, no
+de-quantised copy). A prefix is prefilled once into a sequence of the context's KV pool;
+its n candidates are n sequences sharing the prefix's cells and decode together, one
+llama_decode per token for the whole batch. Scoring runs every candidate of a prefix in
+one batch over the prefix's cells. Sampling goes through the same sample_next and the
+same candidate rules as TransformersLM, so equal logits give equal candidates.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+import time
+from typing import Any, Callable, Optional, Sequence
+
+import numpy as np
+
+from specs_engine.backends.candidates import Row, check_count, check_params, finish_reason, to_candidate
+from specs_engine.backends.hf_common import import_torch
+from specs_engine.backends.llamacpp.native import KVFullError, Native, Token, default_threads
+from specs_engine.backends.llamacpp.sequences import CachedSequence, SequencePool
+from specs_engine.backends.prompts import check_messages
+from specs_engine.errors import ConfigError, SpecsError
+from specs_engine.models import Candidate, Prompt, ProposalParams
+
+torch = import_torch()  # the sampler is shared with TransformersLM
+
+from specs_engine.backends.sampling import sample_next  # noqa: E402  (needs torch)
+
+
+class LlamaCppLM:
+    """A LanguageModel over one GGUF file (see module docstring).
+
+    n_ctx: KV cells of the pool all sequences share (prompt, beams, candidates, cached
+    prefixes); n_seq_max: sequences (cached prefixes + candidates decoding at once);
+    n_batch: most tokens per llama_decode; n_threads: default every usable core.
+    """
+
+    def __init__(self, path: str | os.PathLike, *, name: Optional[str] = None, n_ctx: int = 8192,
+                 n_batch: int = 512, n_seq_max: int = 64, n_threads: Optional[int] = None,
+                 cache_size: int = 16):
+        path = os.fspath(path)
+        for knob, value in (("n_ctx", n_ctx), ("n_batch", n_batch), ("n_seq_max", n_seq_max)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{knob}={value!r} is not allowed: it must be an integer >= 1")
+        if not 1 < n_seq_max <= 256:
+            raise ConfigError(f"n_seq_max={n_seq_max!r} is not allowed: llama.cpp takes 2 to 256 sequences")
+        self.native = Native(path, n_ctx=n_ctx, n_batch=n_batch, n_seq_max=n_seq_max,
+                             n_threads=n_threads or default_threads())
+        self.name = name or os.path.basename(path)
+        self.context_window = min(self.native.n_ctx_train, self.native.n_ctx)
+        self.vocab_size = self.native.vocab_size
+        self.eos_token_ids = self.native.end_of_generation_ids()
+        self.tokenizer_fingerprint = _fingerprint(self.native, self.eos_token_ids)
+        self.chat_template = self.native.metadata("tokenizer.chat_template")
+        self.prefill_tokens = self.decode_tokens = self.scored_tokens = 0
+        self.lock = threading.RLock()
+        self._pool = SequencePool(self.native, cache_size)
+
+    def __repr__(self) -> str:
+        return f"LlamaCppLM(name={self.name!r})"
+
+    # ---- encoding -----------------------------------------------------------------
+
+    def encode_prompt(self, prompt: Prompt) -> list[int]:
+        """Strings as-is (BOS when the model adds one); chat messages through the GGUF's
+        chat template, rendered as transformers renders it, with the assistant turn open."""
+        if isinstance(prompt, str):
+            ids = self.native.tokenize(prompt, add_special=True, parse_special=True)
+        else:
+            messages = check_messages(prompt, self.name, self.chat_template is not None)
+            ids = self.native.tokenize(self._render(messages), add_special=False, parse_special=True)
+        if not ids:
+            raise ConfigError(f"prompt={prompt!r} encodes to no tokens: give a non-empty prompt")
+        return ids
+
+    def _render(self, messages: list[dict[str, str]]) -> str:
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        eos = self.native.lib.llama_vocab_eos(self.native.vocab)
+        bos = self.native.lib.llama_vocab_bos(self.native.vocab)
+        formatter = Jinja2ChatFormatter(
+            self.chat_template, eos_token=self.native.token_text(eos) if eos >= 0 else "",
+            bos_token=self.native.token_text(bos) if bos >= 0 else "", add_generation_prompt=True,
+        )
+        return formatter(messages=messages).prompt
+
+    def encode(self, text: str) -> list[int]:
+        return self.native.tokenize(text, add_special=False, parse_special=True)
+
+    def decode(self, token_ids: Sequence[int]) -> str:
+        """Text of token_ids; special tokens (EOS, chat markers) give no text."""
+        return self.native.detokenize(token_ids)
+
+    # ---- proposing ----------------------------------------------------------------
+
+    def propose(
+        self, prefixes: Sequence[Sequence[int]], num_candidates: int, params: ProposalParams
+    ) -> list[list[Candidate]]:
+        """num_candidates sampled next steps per prefix; the candidates of one prefix
+        decode as one batch of sequences sharing the prefix's KV cells."""
+        check_count(num_candidates)
+        check_params(params)
+        checked = [self._check_prefix(p, f"prefixes[{i}]") for i, p in enumerate(prefixes)]
+        generator = torch.Generator()
+        generator.manual_seed(params.seed if params.seed is not None else torch.seed())
+        with self.lock:
+            return [self._propose_one(p, num_candidates, params, generator) for p in checked]
+
+    def _propose_one(self, prefix: tuple[int, ...], n: int, params: ProposalParams,
+                     generator: Any) -> list[Candidate]:
+        state = self._prefix_state(prefix)
+        seqs = self._pool.acquire(n)
+        for seq in seqs:
+            self.native.copy_sequence(state.seq, seq, len(prefix))
+        logits = torch.from_numpy(state.last_logits).expand(n, -1)
+        rows, active = [Row() for _ in range(n)], list(range(n))
+        limit = min(params.max_new_tokens, self.context_window - len(prefix))
+        while True:
+            tokens, logprobs = sample_next(logits, params.temperature, params.top_p, params.greedy, generator)
+            self.decode_tokens += len(active)
+            for i, r in enumerate(active):
+                rows[r].tokens.append(int(tokens[i]))
+                rows[r].logprobs.append(float(logprobs[i]))
+                rows[r].finish = finish_reason(rows[r], params, limit, self.eos_token_ids, self.decode)
+            if params.deadline is not None and time.monotonic() >= params.deadline:
+                for r in active:
+                    rows[r].finish = rows[r].finish or "deadline"
+            still = [i for i, r in enumerate(active) if rows[r].finish is None]
+            self._remember_finished(prefix, rows, active, seqs, logits)
+            if not still:
+                break
+            active = [active[i] for i in still]
+            position = len(prefix) + len(rows[active[0]].tokens) - 1  # rows started together
+            batch = [Token(rows[r].tokens[-1], position, seqs[r], True) for r in active]
+            undo = lambda: [self.native.drop_sequence(seqs[r], position) for r in active]  # noqa: E731
+            logits = torch.from_numpy(self._run(batch, undo))
+        self._pool.put(state)  # the prefix itself stays the most recently used
+        return [to_candidate(row, self.decode) for row in rows]
+
+    def _remember_finished(self, prefix: tuple[int, ...], rows: list[Row], active: list[int],
+                           seqs: list[int], logits: Any) -> None:
+        """A finished row's sequence holds the KV of every token but its last: it becomes
+        a cached prefix as it is, so the next step on that candidate prefills one token."""
+        for i, r in enumerate(active):
+            row = rows[r]
+            if row.finish is None:
+                continue
+            if len(row.tokens) < 2:
+                self._pool.release(seqs[r])
+                continue
+            ids = prefix + tuple(row.tokens[:-1])
+            self._pool.put(CachedSequence(ids, seqs[r], logits[i].numpy().copy()))
+
+    # ---- scoring ------------------------------------------------------------------
+
+    def score(
+        self, prefixes: Sequence[Sequence[int]], continuations: Sequence[Sequence[int]],
+        *, deadline: Optional[float] = None,
+    ) -> list[list[float]]:
+        """Per-token log p(continuation | prefix). Pairs sharing a prefix run as one batch
+        of sequences over that prefix's cells. `deadline` is ignored: an in-process prefill
+        cannot hang, and is not cut short."""
+        if len(prefixes) != len(continuations):
+            raise ConfigError(
+                f"score got {len(prefixes)} prefixes and {len(continuations)} continuations: "
+                "give one prefix per continuation"
+            )
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for i, prefix in enumerate(prefixes):
+            groups.setdefault(self._check_prefix(prefix, f"prefixes[{i}]"), []).append(i)
+        conts = [self._check_ids(c, f"continuations[{i}]") for i, c in enumerate(continuations)]
+        for prefix, members in groups.items():
+            longest = max(len(conts[i]) for i in members)
+            if len(prefix) + longest > self.context_window:
+                raise ConfigError(
+                    f"prefix ({len(prefix)} tokens) + continuation ({longest} tokens) exceeds the "
+                    f"context window of {self.name!r} ({self.context_window} tokens)"
+                )
+        out: list[list[float]] = [[] for _ in conts]
+        with self.lock:
+            for prefix, members in groups.items():
+                for i, scores in zip(members, self._score_group(prefix, [conts[i] for i in members])):
+                    out[i] = scores
+        return out
+
+    def _score_group(self, prefix: tuple[int, ...], conts: list[tuple[int, ...]]) -> list[list[float]]:
+        state = self._prefix_state(prefix)
+        first = _log_softmax(state.last_logits[None])[0]
+        rows = [i for i, c in enumerate(conts) if c]
+        out: list[list[float]] = [[] for _ in conts]
+        if not rows:
+            return out
+        seqs = self._pool.acquire(len(rows))
+        for seq in seqs:
+            self.native.copy_sequence(state.seq, seq, len(prefix))
+        batch = [Token(t, len(prefix) + k, seq, True) for i, seq in zip(rows, seqs) for k, t in enumerate(conts[i])]
+        reset = lambda: [self.native.drop_sequence(seq, len(prefix)) for seq in seqs]  # noqa: E731
+        logits, at = self._run(batch, reset), 0
+        for i, seq in zip(rows, seqs):
+            cont, block = conts[i], logits[at : at + len(conts[i])]
+            at += len(cont)
+            rest = _log_softmax(block[:-1])[np.arange(len(cont) - 1), list(cont[1:])]
+            out[i] = [float(first[cont[0]])] + rest.tolist()
+            self._pool.put(CachedSequence(prefix + cont, seq, block[-1].copy()))
+        self.scored_tokens += len(batch)
+        self._pool.put(state)
+        return out
+
+    # ---- the prefix cache -----------------------------------------------------------
+
+    def _prefix_state(self, prefix: tuple[int, ...]) -> CachedSequence:
+        """A sequence holding prefix and the logits after it, prefilling only what no
+        cached prefix already covers (at least the last token, for its logits)."""
+        entry, shared = self._pool.longest_match(prefix)
+        if entry is not None and shared == len(prefix) == len(entry.ids):
+            return entry
+        start = min(shared, len(prefix) - 1)
+        [seq] = self._pool.acquire(1)
+        if entry is not None:
+            self.native.copy_sequence(entry.seq, seq, start)
+        batch = [Token(t, start + k, seq, k == len(prefix) - start - 1) for k, t in enumerate(prefix[start:])]
+        logits = self._run(batch, lambda: self.native.drop_sequence(seq, start))
+        self.prefill_tokens += len(batch)
+        state = CachedSequence(prefix, seq, logits[-1].copy())
+        self._pool.put(state)
+        return state
+
+    def _run(self, batch: list[Token], reset: Callable[[], Any]) -> np.ndarray:
+        """Decode batch in n_batch chunks; when the KV pool is full, drop the oldest cached
+        prefix, undo the partial work (reset) and run again."""
+        while True:
+            try:
+                chunks = [batch[k : k + self.native.n_batch] for k in range(0, len(batch), self.native.n_batch)]
+                return np.concatenate([self.native.decode(chunk) for chunk in chunks])
+            except KVFullError:
+                reset()
+                if not self._pool.evict_oldest():
+                    raise SpecsError(
+                        f"{self.name!r}: {len(batch)} tokens do not fit in the llama.cpp KV pool "
+                        f"(n_ctx={self.native.n_ctx}) even with no prefix cached: load it with a larger n_ctx"
+                    ) from None
+
+    def clear_cache(self) -> None:
+        """Drop every cached prefix (frees their KV cells)."""
+        with self.lock:
+            self._pool.clear()
+
+    # ---- input checks -------------------------------------------------------------
+
+    def _check_ids(self, ids: Sequence[int], name: str) -> tuple[int, ...]:
+        if isinstance(ids, (str, bytes)) or not isinstance(ids, Sequence):
+            raise ConfigError(f"{name}={ids!r} is not allowed: it must be a sequence of token ids")
+        bad = [t for t in ids if isinstance(t, bool) or not isinstance(t, int) or not 0 <= t < self.vocab_size]
+        if bad:
+            raise ConfigError(
+                f"{name} holds {bad[0]!r}, not a token id of {self.name!r} (ints in [0, {self.vocab_size}))"
+            )
+        return tuple(ids)
+
+    def _check_prefix(self, prefix: Sequence[int], name: str) -> tuple[int, ...]:
+        ids = self._check_ids(prefix, name)
+        if not ids:
+            raise ConfigError(f"{name} is empty: a prefix needs at least one token (the prompt)")
+        if len(ids) >= self.context_window:
+            raise ConfigError(
+                f"{name} has {len(ids)} tokens, which fills the context window of "
+                f"{self.name!r} ({self.context_window} tokens): shorten the prompt or budget"
+            )
+        return ids
+
+
+def _log_softmax(logits: np.ndarray) -> np.ndarray:
+    """float32 [rows, vocab] -> log-probs, as torch.log_softmax computes them."""
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+def _fingerprint(native: Native, eos_ids: frozenset[int]) -> str:
+    """A hash of every token's text, the control tokens and the end-of-generation ids:
+    equal means token ids mean the same text in two GGUF models."""
+    payload = {
+        "vocab": [native.token_text(t) for t in range(native.vocab_size)],
+        "control": [t for t in range(native.vocab_size) if native.is_control(t)],
+        "eog": sorted(eos_ids),
+    }
+    return hashlib.sha256(json.dumps(payload, ensure_ascii=False).encode()).hexdigest()[:16]
