@@ -52,6 +52,11 @@ REWARD_BACKENDS = {
 }
 """Backend name -> module providing load(location, *, dtype, device, **kwargs);
 "transformers" (the default) is _load_location below."""
+IN_PROCESS = ("transformers", "llama.cpp")
+"""Backends whose reward runs in-process on transformers. With backend="llama.cpp" the
+language models run GGUFs while the reward stays on transformers: our value head was
+trained on the bf16 draft's hidden states read by transformers, and only new tokens are
+read per step (prefix reuse), so the reward is a small share of a round."""
 
 
 def load_reward_model(spec: Any, dtype: Any = "bfloat16", device: str = "cpu",
@@ -69,10 +74,11 @@ def load_reward_model(spec: Any, dtype: Any = "bfloat16", device: str = "cpu",
             f"reward={spec!r} is not allowed: give a RewardModel, a function (question, steps) -> float, "
             "or a reward model directory"
         )
-    if backend != "transformers" and backend not in REWARD_BACKENDS:
+    if backend not in IN_PROCESS and backend not in REWARD_BACKENDS:
         raise ConfigError(
-            f"backend={backend!r} is not allowed for the reward: use transformers, {', '.join(REWARD_BACKENDS)}"
+            f"backend={backend!r} is not allowed for the reward: use {', '.join([*IN_PROCESS, *REWARD_BACKENDS])}"
         )
+    backend = "transformers" if backend in IN_PROCESS else backend  # one cached reward for both
     from specs_engine.backends import cache_key, resolve_location
 
     location = os.fspath(spec)

@@ -16,12 +16,13 @@ same candidate rules as TransformersLM, so equal logits give equal candidates.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import threading
 import time
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Iterator, Optional, Sequence
 
 import numpy as np
 
@@ -43,20 +44,24 @@ class LlamaCppLM:
 
     n_ctx: KV cells of the pool all sequences share (prompt, beams, candidates, cached
     prefixes); n_seq_max: sequences (cached prefixes + candidates decoding at once);
-    n_batch: most tokens per llama_decode; n_threads: default every usable core.
+    n_batch: most tokens per llama_decode; n_threads: default every usable core;
+    kv_type: "f16" (llama.cpp's default: half the memory, log-probs off by ~1e-2 from f32
+    attention) or "f32" (plain f32 attention, for checks against another runtime).
     """
 
     def __init__(self, path: str | os.PathLike, *, name: Optional[str] = None, n_ctx: int = 8192,
                  n_batch: int = 512, n_seq_max: int = 64, n_threads: Optional[int] = None,
-                 cache_size: int = 16):
+                 cache_size: int = 16, kv_type: str = "f16"):
         path = os.fspath(path)
+        if kv_type not in ("f16", "f32"):
+            raise ConfigError(f"kv_type={kv_type!r} is not allowed: it must be 'f16' or 'f32'")
         for knob, value in (("n_ctx", n_ctx), ("n_batch", n_batch), ("n_seq_max", n_seq_max)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{knob}={value!r} is not allowed: it must be an integer >= 1")
         if not 1 < n_seq_max <= 256:
             raise ConfigError(f"n_seq_max={n_seq_max!r} is not allowed: llama.cpp takes 2 to 256 sequences")
         self.native = Native(path, n_ctx=n_ctx, n_batch=n_batch, n_seq_max=n_seq_max,
-                             n_threads=n_threads or default_threads())
+                             n_threads=n_threads or default_threads(), kv_type=kv_type)
         self.name = name or os.path.basename(path)
         self.context_window = min(self.native.n_ctx_train, self.native.n_ctx)
         self.vocab_size = self.native.vocab_size
@@ -114,7 +119,7 @@ class LlamaCppLM:
         checked = [self._check_prefix(p, f"prefixes[{i}]") for i, p in enumerate(prefixes)]
         generator = torch.Generator()
         generator.manual_seed(params.seed if params.seed is not None else torch.seed())
-        with self.lock:
+        with self.lock, self._reset_on_error():
             return [self._propose_one(p, num_candidates, params, generator) for p in checked]
 
     def _propose_one(self, prefix: tuple[int, ...], n: int, params: ProposalParams,
@@ -188,7 +193,7 @@ class LlamaCppLM:
                     f"context window of {self.name!r} ({self.context_window} tokens)"
                 )
         out: list[list[float]] = [[] for _ in conts]
-        with self.lock:
+        with self.lock, self._reset_on_error():
             for prefix, members in groups.items():
                 for i, scores in zip(members, self._score_group(prefix, [conts[i] for i in members])):
                     out[i] = scores
@@ -200,6 +205,7 @@ class LlamaCppLM:
         rows = [i for i, c in enumerate(conts) if c]
         out: list[list[float]] = [[] for _ in conts]
         if not rows:
+            self._pool.put(state)
             return out
         seqs = self._pool.acquire(len(rows))
         for seq in seqs:
@@ -221,20 +227,20 @@ class LlamaCppLM:
 
     def _prefix_state(self, prefix: tuple[int, ...]) -> CachedSequence:
         """A sequence holding prefix and the logits after it, prefilling only what no
-        cached prefix already covers (at least the last token, for its logits)."""
+        cached prefix already covers (at least the last token, for its logits). It is
+        checked out of the cache: the caller puts it back when done with it."""
+        [seq] = self._pool.acquire(1)  # first: acquiring may evict, the match must survive
         entry, shared = self._pool.longest_match(prefix)
         if entry is not None and shared == len(prefix) == len(entry.ids):
-            return entry
+            self._pool.release(seq)
+            return self._pool.take(entry)
         start = min(shared, len(prefix) - 1)
-        [seq] = self._pool.acquire(1)
         if entry is not None:
             self.native.copy_sequence(entry.seq, seq, start)
         batch = [Token(t, start + k, seq, k == len(prefix) - start - 1) for k, t in enumerate(prefix[start:])]
         logits = self._run(batch, lambda: self.native.drop_sequence(seq, start))
         self.prefill_tokens += len(batch)
-        state = CachedSequence(prefix, seq, logits[-1].copy())
-        self._pool.put(state)
-        return state
+        return CachedSequence(prefix, seq, logits[-1].copy())
 
     def _run(self, batch: list[Token], reset: Callable[[], Any]) -> np.ndarray:
         """Decode batch in n_batch chunks; when the KV pool is full, drop the oldest cached
@@ -250,6 +256,15 @@ class LlamaCppLM:
                         f"{self.name!r}: {len(batch)} tokens do not fit in the llama.cpp KV pool "
                         f"(n_ctx={self.native.n_ctx}) even with no prefix cached: load it with a larger n_ctx"
                     ) from None
+
+    @contextlib.contextmanager
+    def _reset_on_error(self) -> Iterator[None]:
+        """A call that fails half-way leaves sequences no one owns: start clean instead."""
+        try:
+            yield
+        except BaseException:
+            self._pool.reset()
+            raise
 
     def clear_cache(self) -> None:
         """Drop every cached prefix (frees their KV cells)."""

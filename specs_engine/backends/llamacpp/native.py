@@ -65,7 +65,8 @@ class Native:
     """One GGUF model with one context: a unified KV pool of n_ctx cells that up to
     n_seq_max sequences share, and one reusable batch of n_batch tokens."""
 
-    def __init__(self, path: str, *, n_ctx: int, n_batch: int, n_seq_max: int, n_threads: int):
+    def __init__(self, path: str, *, n_ctx: int, n_batch: int, n_seq_max: int, n_threads: int,
+                 kv_type: str = "f16"):
         self.lib = lib = import_llama_cpp()
         lib.llama_backend_init()
         model_params = lib.llama_model_default_params()
@@ -81,13 +82,18 @@ class Native:
         params.n_seq_max, params.kv_unified = n_seq_max, True  # unified: seq_cp shares cells
         params.n_threads = params.n_threads_batch = n_threads
         params.no_perf = True
+        if kv_type == "f32":  # f32 cells and plain attention: logits as exact as the weights
+            params.type_k = params.type_v = lib.GGML_TYPE_F32
+            params.flash_attn_type = lib.LLAMA_FLASH_ATTN_TYPE_DISABLED
         self.ctx = lib.llama_init_from_model(self.model, params)
         if not self.ctx:
             lib.llama_model_free(self.model)
             raise SpecsError(f"llama.cpp could not create a context for {path!r} (n_ctx={n_ctx})")
         self.memory = lib.llama_get_memory(self.ctx)
-        self.n_ctx, self.n_batch, self.n_seq_max = int(lib.llama_n_ctx(self.ctx)), n_batch, n_seq_max
-        self._batch = lib.llama_batch_init(n_batch, 0, 1)
+        # llama.cpp may lower n_batch (to n_ctx): the context's own values are the limits
+        self.n_ctx, self.n_batch = int(lib.llama_n_ctx(self.ctx)), int(lib.llama_n_batch(self.ctx))
+        self.n_seq_max = n_seq_max
+        self._batch = lib.llama_batch_init(self.n_batch, 0, 1)
         self._pieces: dict[int, bytes] = {}
 
     def close(self) -> None:
@@ -160,6 +166,9 @@ class Native:
     def drop_sequence(self, seq: int, start: int = 0) -> None:
         """Forget seq's positions from start on (cells no other sequence holds are freed)."""
         self.lib.llama_memory_seq_rm(self.memory, seq, start, -1)
+
+    def clear_memory(self) -> None:
+        self.lib.llama_memory_clear(self.memory, True)
 
     def decode(self, tokens: Sequence[Token]) -> np.ndarray:
         """Run tokens through the model (chunks of n_batch); float32 [wanted, vocab]: the

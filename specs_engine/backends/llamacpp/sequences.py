@@ -79,6 +79,13 @@ class SequencePool:
         while len(self._entries) > self.capacity:
             self.evict_oldest()
 
+    def take(self, entry: CachedSequence) -> CachedSequence:
+        """Check entry out of the cache while a call reads it, so no eviction frees its
+        cells meanwhile; the call puts it back when done."""
+        if self._entries.get(entry.ids) is entry:
+            del self._entries[entry.ids]
+        return entry
+
     def longest_match(self, ids: Sequence[int]) -> tuple[Optional[CachedSequence], int]:
         """The entry sharing the most leading tokens with ids, and how many it shares."""
         best, best_rank = None, (0, False)
@@ -94,3 +101,10 @@ class SequencePool:
     def clear(self) -> None:
         while self.evict_oldest():
             pass
+
+    def reset(self) -> None:
+        """Forget every sequence and empty the KV pool: after a failed call, when the
+        sequences it held cannot be told apart from the cached ones."""
+        self.native.clear_memory()
+        self._entries.clear()
+        self._free = list(range(self.native.n_seq_max - 1, -1, -1))
