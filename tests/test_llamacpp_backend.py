@@ -23,7 +23,7 @@ from specs_engine.backends import load_language_model  # noqa: E402
 from specs_engine.backends.transformers import TransformersLM  # noqa: E402
 from specs_engine.errors import SpecsError  # noqa: E402
 from specs_engine.models import ProposalParams  # noqa: E402
-from specs_engine.rewards import load_reward_model  # noqa: E402
+from specs_engine.rewards.value_head import ValueHeadPRM  # noqa: E402
 
 EXACT = 1e-4
 """f32 KV: the two runtimes differ by float rounding only (measured 2e-6)."""
@@ -196,7 +196,7 @@ def test_specs_search_end_to_end_on_llama_cpp_equals_transformers(gguf_dirs, pai
                                                                  tiny_draft_dir, tiny_target_dir):
     """The whole search (draft rounds, target scoring, deferral, reward) on llama.cpp
     makes the choices the transformers engine makes on the same weights."""
-    reward = load_reward_model(str(tiny_reward_dir), dtype="float32")
+    reward = ValueHeadPRM.from_directory(tiny_reward_dir, dtype="float32")
     llama = SpecsEngine(pairs["draft"][0], pairs["target"][0], reward=reward)
     hf = SpecsEngine(pairs["draft"][1], pairs["target"][1], reward=llama.reward)
     config = SpecsConfig(n=4, beam_width=2, seed=3, accept_threshold=-math.inf, tau=0.0, max_step_tokens=12)
