@@ -19,7 +19,7 @@ import pytest
 pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed: pip install 'specs-tts[llama-cpp]'")
 
 from specs_engine import Budget, ConfigError, SpecsConfig, SpecsEngine  # noqa: E402
-from specs_engine.backends import load_language_model  # noqa: E402
+from specs_engine.backends import choose_backend, load_language_model  # noqa: E402
 from specs_engine.backends.transformers import TransformersLM  # noqa: E402
 from specs_engine.errors import SpecsError  # noqa: E402
 from specs_engine.models import ProposalParams  # noqa: E402
@@ -215,3 +215,34 @@ def test_engine_loads_llama_cpp_models_by_backend_name(gguf_dirs, tiny_reward_di
     result = engine.generate(QUESTION, "specs", SpecsConfig(n=2, beam_width=2, seed=0), Budget(max_steps=3))
     assert result.steps and math.isfinite(result.stats.wall_s)
     assert np.isfinite([s.reward for s in result.steps if s.reward is not None]).all()
+
+
+def test_preset_picks_llama_cpp_on_cpu_when_it_is_installed(monkeypatch):
+    presets = ["qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b"]
+    assert choose_backend(None, presets, "cpu") == "llama.cpp"
+    assert choose_backend("transformers", presets, "cpu") == "transformers"  # asked for by name
+    assert choose_backend(None, presets, "cuda") == "transformers"
+    assert choose_backend(None, ["some/dir", presets[1]], "cpu") == "transformers"  # no GGUF for a dir
+    monkeypatch.setitem(sys.modules, "llama_cpp", None)
+    assert choose_backend(None, presets, "cpu") == "transformers"
+
+
+def test_from_pretrained_with_the_preset_loads_every_role_on_the_chosen_backend(monkeypatch):
+    """Which backend each role is loaded with (the loaders are recorded, not run)."""
+    import specs_engine.backends as backends
+    import specs_engine.rewards as rewards
+    from scripted import ScriptedReward, script_lm
+
+    calls = []
+
+    def record(result):
+        return lambda location, backend, **kwargs: calls.append((location, backend)) or result
+
+    monkeypatch.setattr(backends, "load_language_model", record(script_lm("lm", ("step",))))
+    monkeypatch.setattr(rewards, "load_reward_model", record(ScriptedReward(0.5)))
+    SpecsEngine.from_pretrained(preset="qwen2.5-coder")
+    assert calls == [("specs-prm", "llama.cpp"), ("qwen2.5-coder-0.5b", "llama.cpp"),
+                     ("qwen2.5-coder-1.5b", "llama.cpp")]
+    calls.clear()
+    SpecsEngine.from_pretrained(preset="qwen2.5-coder", backend="transformers")
+    assert {backend for _, backend in calls} == {"transformers"}

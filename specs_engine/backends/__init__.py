@@ -32,6 +32,26 @@ _cache_lock = threading.Lock()
 _loads = 0
 
 
+def choose_backend(backend: str | None, locations: list[str], device: str) -> str:
+    """The backend asked for, else the fastest one present for these models: llama.cpp
+    when every language model is a registry model (its verified GGUF is in the cache),
+    the device is the CPU and llama-cpp-python loads; transformers otherwise."""
+    if backend is not None:
+        return backend
+    from specs_engine.sources import REGISTRY
+
+    gguf_ready = bool(locations) and all(os.fspath(loc) in REGISTRY for loc in locations)
+    return "llama.cpp" if gguf_ready and device == "cpu" and _llama_cpp_loads() else "transformers"
+
+
+def _llama_cpp_loads() -> bool:
+    try:
+        import llama_cpp  # noqa: F401
+    except Exception:  # absent, or its native library fails to load
+        return False
+    return True
+
+
 def resolve_location(location: str | os.PathLike) -> str:
     """A preset name (e.g. "qwen2.5-coder-0.5b") becomes a local path when
     specs_engine.sources knows it; anything else is used as given."""
