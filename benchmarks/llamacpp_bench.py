@@ -91,6 +91,14 @@ def speeds(lm: Any, n: int, tokens: int, repeats: int) -> dict[str, float]:
     return out
 
 
+def timed(times: dict[str, float], key: str, run: Callable[[], Any]) -> Any:
+    """run(), its wall time recorded in times[key]."""
+    started = time.perf_counter()
+    result = run()
+    times[key] = time.perf_counter() - started
+    return result
+
+
 def rounds(draft: Any, target: Any, reward: Any, config: SpecsConfig, repeats: int) -> dict[str, float]:
     """One SPECS draft round and one target round on the sample question, by role (s)."""
     messages = chat(QUESTION)
@@ -101,27 +109,17 @@ def rounds(draft: Any, target: Any, reward: Any, config: SpecsConfig, repeats: i
         return reward.score(QUESTION, [[c.text] for c in cands])
 
     def draft_round() -> dict[str, float]:
-        times, started = {}, time.perf_counter()
-        [cands] = draft.propose([prompt], config.n, params)
-        times["draft_propose_s"] = time.perf_counter() - started
-        started = time.perf_counter()
-        target.score([prompt] * len(cands), [c.token_ids for c in cands])
-        times["target_score_s"] = time.perf_counter() - started
-        started = time.perf_counter()
-        reward_of(cands)
-        times["reward_s"] = time.perf_counter() - started
-        times["tokens"] = sum(len(c.token_ids) for c in cands)
-        return times
+        times: dict[str, float] = {}
+        [cands] = timed(times, "draft_propose_s", lambda: draft.propose([prompt], config.n, params))
+        timed(times, "target_score_s", lambda: target.score([prompt] * len(cands), [c.token_ids for c in cands]))
+        timed(times, "reward_s", lambda: reward_of(cands))
+        return {**times, "tokens": sum(len(c.token_ids) for c in cands)}
 
     def target_round() -> dict[str, float]:
-        times, started = {}, time.perf_counter()
-        [cands] = target.propose([prompt], config.n, params)
-        times["target_propose_s"] = time.perf_counter() - started
-        started = time.perf_counter()
-        reward_of(cands)
-        times["reward_s"] = time.perf_counter() - started
-        times["tokens"] = sum(len(c.token_ids) for c in cands)
-        return times
+        times: dict[str, float] = {}
+        [cands] = timed(times, "target_propose_s", lambda: target.propose([prompt], config.n, params))
+        timed(times, "reward_s", lambda: reward_of(cands))
+        return {**times, "tokens": sum(len(c.token_ids) for c in cands)}
 
     out = {}
     for name, run in (("draft_round", draft_round), ("target_round", target_round)):

@@ -8,6 +8,7 @@ steps on the two runtimes. So the rules live here once, over a `decode(ids) -> s
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Collection, Optional, Sequence
 
@@ -26,6 +27,40 @@ class Row:
     finish: Optional[FinishReason] = None
     keep: Optional[int] = None
     """Tokens kept when a stop string cut the candidate short."""
+
+
+def decode_rows(n: int, logits: Any, params: ProposalParams, limit: int, eos_ids: Collection[int],
+                decode: Decode, sample: Callable[[Any], tuple[Any, Any]],
+                finished: Callable[[list[Row], list[int], Any], None],
+                step: Callable[[list[Row], list[int], list[int]], Any]) -> list[Row]:
+    """The decoding loop of every in-process runtime, for n rows starting from `logits`:
+    sample a token per active row (sample(logits) -> tokens, log-probs), extend the rows,
+    let the runtime see the rows (finished(rows, active, logits): it caches those that
+    stopped), then run the newest token of the rows that go on (step(rows, active, still)
+    -> their next logits)."""
+    rows, active = [Row() for _ in range(n)], list(range(n))
+    while True:
+        tokens, logprobs = sample(logits)
+        still = extend_rows(rows, active, tokens.tolist(), logprobs.tolist(), params, limit, eos_ids, decode)
+        finished(rows, active, logits)
+        if not still:
+            return rows
+        logits = step(rows, active, still)
+        active = [active[i] for i in still]
+
+
+def extend_rows(rows: list[Row], active: list[int], tokens: Sequence[int], logprobs: Sequence[float],
+                params: ProposalParams, limit: int, eos_ids: Collection[int], decode: Decode) -> list[int]:
+    """Append one sampled token to each active row and decide which rows stop (the round's
+    deadline stops them all); returns the positions in `active` of the rows that go on."""
+    for i, r in enumerate(active):
+        rows[r].tokens.append(int(tokens[i]))
+        rows[r].logprobs.append(float(logprobs[i]))
+        rows[r].finish = finish_reason(rows[r], params, limit, eos_ids, decode)
+    if params.deadline is not None and time.monotonic() >= params.deadline:
+        for r in active:
+            rows[r].finish = rows[r].finish or "deadline"
+    return [i for i, r in enumerate(active) if rows[r].finish is None]
 
 
 def finish_reason(row: Row, params: ProposalParams, limit: int, eos_ids: Collection[int],

@@ -20,11 +20,10 @@ import hashlib
 import json
 import os
 import threading
-import time
 from typing import Any, Optional, Sequence
 
-from specs_engine.backends.candidates import Row, check_count, check_params, finish_reason, to_candidate
-from specs_engine.backends.prompts import check_messages
+from specs_engine.backends.candidates import Row, check_count, check_params, decode_rows, to_candidate
+from specs_engine.backends.inputs import check_messages, check_prefix, group_pairs
 from specs_engine.backends.hf_common import import_torch, import_transformers, load_model, load_tokenizer
 from specs_engine.errors import ConfigError
 from specs_engine.models import Candidate, Prompt, ProposalParams
@@ -117,7 +116,7 @@ class TransformersLM:
         """num_candidates sampled next steps per prefix (see the module docstring)."""
         check_count(num_candidates)
         check_params(params)
-        checked = [self._check_prefix(p, f"prefixes[{i}]") for i, p in enumerate(prefixes)]
+        checked = [check_prefix(p, f"prefixes[{i}]", self) for i, p in enumerate(prefixes)]
         generator = torch.Generator(device=self.device)
         generator.manual_seed(params.seed if params.seed is not None else torch.seed())
         with self.lock, torch.inference_mode():
@@ -128,28 +127,23 @@ class TransformersLM:
     ) -> list[Candidate]:
         state = self._prefix_state(prefix)
         cache = to_dynamic_cache(state.kv, len(prefix), n)
-        logits = state.last_logits.expand(n, -1)
-        rows, active = [Row() for _ in range(n)], list(range(n))
         limit = min(params.max_new_tokens, self.context_window - len(prefix))
-        while True:
-            tokens, logprobs = sample_next(logits, params.temperature, params.top_p, params.greedy, generator)
+
+        def finished(rows: list[Row], active: list[int], logits: Any) -> None:
             self.decode_tokens += len(active)
-            for i, r in enumerate(active):
-                rows[r].tokens.append(int(tokens[i]))
-                rows[r].logprobs.append(float(logprobs[i]))
-                rows[r].finish = finish_reason(rows[r], params, limit, self.eos_token_ids, self.decode)
-            if params.deadline is not None and time.monotonic() >= params.deadline:
-                for r in active:
-                    rows[r].finish = rows[r].finish or "deadline"
-            still = [i for i, r in enumerate(active) if rows[r].finish is None]
             self._remember_finished(prefix, rows, active, cache, logits)
-            if not still:
-                break
+
+        def step(rows: list[Row], active: list[int], still: list[int]) -> Any:
             if len(still) < len(active):
                 cache.batch_select_indices(torch.tensor(still, device=self.device))
-            active = [active[i] for i in still]
-            step_input = tokens[still][:, None].to(self.device)
-            logits = self.model(input_ids=step_input, past_key_values=cache, use_cache=True).logits[:, -1].float()
+            step_input = torch.tensor([[rows[active[i]].tokens[-1]] for i in still], device=self.device)
+            return self.model(input_ids=step_input, past_key_values=cache, use_cache=True).logits[:, -1].float()
+
+        rows = decode_rows(
+            n, state.last_logits.expand(n, -1), params, limit, self.eos_token_ids, self.decode,
+            lambda logits: sample_next(logits, params.temperature, params.top_p, params.greedy, generator),
+            finished, step,
+        )
         self._prefixes.put(state)  # the prefix itself stays the most recently used
         return [to_candidate(row, self.decode) for row in rows]
 
@@ -176,15 +170,7 @@ class TransformersLM:
         """Per-token log p(continuation | prefix). Pairs sharing a prefix (the usual case:
         all candidates of one beam) run as one batch over that prefix's cached KV.
         `deadline` is ignored: an in-process prefill cannot hang, and is not cut short."""
-        if len(prefixes) != len(continuations):
-            raise ConfigError(
-                f"score got {len(prefixes)} prefixes and {len(continuations)} continuations: "
-                "give one prefix per continuation"
-            )
-        groups: dict[tuple[int, ...], list[int]] = {}
-        for i, prefix in enumerate(prefixes):
-            groups.setdefault(self._check_prefix(prefix, f"prefixes[{i}]"), []).append(i)
-        conts = [self._check_ids(c, f"continuations[{i}]") for i, c in enumerate(continuations)]
+        groups, conts = group_pairs(prefixes, continuations, self)
         out: list[list[float]] = [[] for _ in conts]
         with self.lock, torch.inference_mode():
             for prefix, members in groups.items():
@@ -253,7 +239,7 @@ class TransformersLM:
         rows = []
         with self.lock, torch.inference_mode():
             for i, sequence in enumerate(sequences):
-                ids = self._check_prefix(sequence, f"sequences[{i}]")
+                ids = check_prefix(sequence, f"sequences[{i}]", self)
                 if len(ids) < 2:
                     raise ConfigError(f"sequences[{i}] has {len(ids)} token(s); at least 2 are needed")
                 _, out = self._extend(ids, hidden_states=True)
@@ -265,28 +251,7 @@ class TransformersLM:
         with self.lock:
             self._prefixes.clear()
 
-    # ---- input checks -------------------------------------------------------------
 
-    def _check_ids(self, ids: Sequence[int], name: str) -> tuple[int, ...]:
-        if isinstance(ids, (str, bytes)) or not isinstance(ids, Sequence):
-            raise ConfigError(f"{name}={ids!r} is not allowed: it must be a sequence of token ids")
-        bad = [t for t in ids if isinstance(t, bool) or not isinstance(t, int) or not 0 <= t < self.vocab_size]
-        if bad:
-            raise ConfigError(
-                f"{name} holds {bad[0]!r}, not a token id of {self.name!r} (ints in [0, {self.vocab_size}))"
-            )
-        return tuple(ids)
-
-    def _check_prefix(self, prefix: Sequence[int], name: str) -> tuple[int, ...]:
-        ids = self._check_ids(prefix, name)
-        if not ids:
-            raise ConfigError(f"{name} is empty: a prefix needs at least one token (the prompt)")
-        if len(ids) >= self.context_window:
-            raise ConfigError(
-                f"{name} has {len(ids)} tokens, which fills the context window of "
-                f"{self.name!r} ({self.context_window} tokens): shorten the prompt or budget"
-            )
-        return ids
 
 
 def load(location: str, *, dtype: Any = "bfloat16", device: str = "cpu", **kwargs: Any) -> TransformersLM:

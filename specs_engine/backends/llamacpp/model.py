@@ -21,16 +21,15 @@ import hashlib
 import json
 import os
 import threading
-import time
 from typing import Any, Callable, Iterator, Optional, Sequence
 
 import numpy as np
 
-from specs_engine.backends.candidates import Row, check_count, check_params, finish_reason, to_candidate
+from specs_engine.backends.candidates import Row, check_count, check_params, decode_rows, to_candidate
 from specs_engine.backends.hf_common import import_torch
 from specs_engine.backends.llamacpp.native import KVFullError, Native, Token, default_threads
 from specs_engine.backends.llamacpp.sequences import CachedSequence, SequencePool
-from specs_engine.backends.prompts import check_messages
+from specs_engine.backends.inputs import check_messages, check_prefix, group_pairs
 from specs_engine.errors import ConfigError, SpecsError
 from specs_engine.models import Candidate, Prompt, ProposalParams
 
@@ -116,7 +115,7 @@ class LlamaCppLM:
         decode as one batch of sequences sharing the prefix's KV cells."""
         check_count(num_candidates)
         check_params(params)
-        checked = [self._check_prefix(p, f"prefixes[{i}]") for i, p in enumerate(prefixes)]
+        checked = [check_prefix(p, f"prefixes[{i}]", self) for i, p in enumerate(prefixes)]
         generator = torch.Generator()
         generator.manual_seed(params.seed if params.seed is not None else torch.seed())
         with self.lock, self._reset_on_error():
@@ -128,28 +127,26 @@ class LlamaCppLM:
         seqs = self._pool.acquire(n)
         for seq in seqs:
             self.native.copy_sequence(state.seq, seq, len(prefix))
-        logits = torch.from_numpy(state.last_logits).expand(n, -1)
-        rows, active = [Row() for _ in range(n)], list(range(n))
         limit = min(params.max_new_tokens, self.context_window - len(prefix))
-        while True:
-            tokens, logprobs = sample_next(logits, params.temperature, params.top_p, params.greedy, generator)
+
+        def finished(rows: list[Row], active: list[int], logits: Any) -> None:
             self.decode_tokens += len(active)
-            for i, r in enumerate(active):
-                rows[r].tokens.append(int(tokens[i]))
-                rows[r].logprobs.append(float(logprobs[i]))
-                rows[r].finish = finish_reason(rows[r], params, limit, self.eos_token_ids, self.decode)
-            if params.deadline is not None and time.monotonic() >= params.deadline:
-                for r in active:
-                    rows[r].finish = rows[r].finish or "deadline"
-            still = [i for i, r in enumerate(active) if rows[r].finish is None]
             self._remember_finished(prefix, rows, active, seqs, logits)
-            if not still:
-                break
-            active = [active[i] for i in still]
-            position = len(prefix) + len(rows[active[0]].tokens) - 1  # rows started together
-            batch = [Token(rows[r].tokens[-1], position, seqs[r], True) for r in active]
-            undo = lambda: [self.native.drop_sequence(seqs[r], position) for r in active]  # noqa: E731
-            logits = torch.from_numpy(self._run(batch, undo))
+
+        def step(rows: list[Row], active: list[int], still: list[int]) -> Any:
+            going = [active[i] for i in still]
+            position = len(prefix) + len(rows[going[0]].tokens) - 1  # rows started together
+            batch = [Token(rows[r].tokens[-1], position, seqs[r], True) for r in going]
+            undo = lambda: [self.native.drop_sequence(seqs[r], position) for r in going]  # noqa: E731
+            out: list[np.ndarray] = []
+            self._run(batch, undo, lambda chunk, at: out.append(chunk))
+            return torch.from_numpy(np.concatenate(out))
+
+        rows = decode_rows(
+            n, torch.from_numpy(state.last_logits).expand(n, -1), params, limit, self.eos_token_ids,
+            self.decode, lambda logits: sample_next(logits, params.temperature, params.top_p, params.greedy, generator),
+            finished, step,
+        )
         self._pool.put(state)  # the prefix itself stays the most recently used
         return [to_candidate(row, self.decode) for row in rows]
 
@@ -176,22 +173,7 @@ class LlamaCppLM:
         """Per-token log p(continuation | prefix). Pairs sharing a prefix run as one batch
         of sequences over that prefix's cells. `deadline` is ignored: an in-process prefill
         cannot hang, and is not cut short."""
-        if len(prefixes) != len(continuations):
-            raise ConfigError(
-                f"score got {len(prefixes)} prefixes and {len(continuations)} continuations: "
-                "give one prefix per continuation"
-            )
-        groups: dict[tuple[int, ...], list[int]] = {}
-        for i, prefix in enumerate(prefixes):
-            groups.setdefault(self._check_prefix(prefix, f"prefixes[{i}]"), []).append(i)
-        conts = [self._check_ids(c, f"continuations[{i}]") for i, c in enumerate(continuations)]
-        for prefix, members in groups.items():
-            longest = max(len(conts[i]) for i in members)
-            if len(prefix) + longest > self.context_window:
-                raise ConfigError(
-                    f"prefix ({len(prefix)} tokens) + continuation ({longest} tokens) exceeds the "
-                    f"context window of {self.name!r} ({self.context_window} tokens)"
-                )
+        groups, conts = group_pairs(prefixes, continuations, self)
         out: list[list[float]] = [[] for _ in conts]
         with self.lock, self._reset_on_error():
             for prefix, members in groups.items():
@@ -211,14 +193,23 @@ class LlamaCppLM:
         for seq in seqs:
             self.native.copy_sequence(state.seq, seq, len(prefix))
         batch = [Token(t, len(prefix) + k, seq, True) for i, seq in zip(rows, seqs) for k, t in enumerate(conts[i])]
+        # each scored token's next token in its continuation; -1 at a continuation's end
+        following = np.array([t for i in rows for t in (*conts[i][1:], -1)])
         reset = lambda: [self.native.drop_sequence(seq, len(prefix)) for seq in seqs]  # noqa: E731
-        logits, at = self._run(batch, reset), 0
+        picked, ends = [], {}
+
+        def keep(logits: np.ndarray, at: int) -> None:  # chunk by chunk: never all logits at once
+            rows_next = following[at : at + len(logits)]
+            picked.append(_picked_logprobs(logits, np.maximum(rows_next, 0)))
+            ends.update({at + j: logits[j].copy() for j in np.flatnonzero(rows_next < 0)})
+
+        self._run(batch, reset, keep)
+        scores, at = np.concatenate(picked), 0
         for i, seq in zip(rows, seqs):
-            cont, block = conts[i], logits[at : at + len(conts[i])]
+            cont = conts[i]
+            out[i] = [float(first[cont[0]])] + scores[at : at + len(cont) - 1].tolist()
             at += len(cont)
-            rest = _log_softmax(block[:-1])[np.arange(len(cont) - 1), list(cont[1:])]
-            out[i] = [float(first[cont[0]])] + rest.tolist()
-            self._pool.put(CachedSequence(prefix + cont, seq, block[-1].copy()))
+            self._pool.put(CachedSequence(prefix + cont, seq, ends[at - 1]))
         self.scored_tokens += len(batch)
         self._pool.put(state)
         return out
@@ -238,17 +229,22 @@ class LlamaCppLM:
         if entry is not None:
             self.native.copy_sequence(entry.seq, seq, start)
         batch = [Token(t, start + k, seq, k == len(prefix) - start - 1) for k, t in enumerate(prefix[start:])]
-        logits = self._run(batch, lambda: self.native.drop_sequence(seq, start))
+        last: list[np.ndarray] = []
+        self._run(batch, lambda: self.native.drop_sequence(seq, start), lambda logits, at: last.append(logits))
         self.prefill_tokens += len(batch)
-        return CachedSequence(prefix, seq, logits[-1].copy())
+        return CachedSequence(prefix, seq, last[-1][-1].copy())
 
-    def _run(self, batch: list[Token], reset: Callable[[], Any]) -> np.ndarray:
-        """Decode batch in n_batch chunks; when the KV pool is full, drop the oldest cached
-        prefix, undo the partial work (reset) and run again."""
+    def _run(self, batch: list[Token], reset: Callable[[], Any],
+             keep: Callable[[np.ndarray, int], None]) -> None:
+        """Decode batch in n_batch chunks, handing each chunk's logits (the tokens with
+        logits=True) and its first token's index to keep. When the KV pool is full, drop the
+        oldest cached prefix, undo the partial work (reset) and run again."""
+        size = self.native.n_batch
         while True:
             try:
-                chunks = [batch[k : k + self.native.n_batch] for k in range(0, len(batch), self.native.n_batch)]
-                return np.concatenate([self.native.decode(chunk) for chunk in chunks])
+                for at in range(0, len(batch), size):
+                    keep(self.native.decode(batch[at : at + size]), at)
+                return
             except KVFullError:
                 reset()
                 if not self._pool.evict_oldest():
@@ -271,34 +267,23 @@ class LlamaCppLM:
         with self.lock:
             self._pool.clear()
 
-    # ---- input checks -------------------------------------------------------------
 
-    def _check_ids(self, ids: Sequence[int], name: str) -> tuple[int, ...]:
-        if isinstance(ids, (str, bytes)) or not isinstance(ids, Sequence):
-            raise ConfigError(f"{name}={ids!r} is not allowed: it must be a sequence of token ids")
-        bad = [t for t in ids if isinstance(t, bool) or not isinstance(t, int) or not 0 <= t < self.vocab_size]
-        if bad:
-            raise ConfigError(
-                f"{name} holds {bad[0]!r}, not a token id of {self.name!r} (ints in [0, {self.vocab_size}))"
-            )
-        return tuple(ids)
-
-    def _check_prefix(self, prefix: Sequence[int], name: str) -> tuple[int, ...]:
-        ids = self._check_ids(prefix, name)
-        if not ids:
-            raise ConfigError(f"{name} is empty: a prefix needs at least one token (the prompt)")
-        if len(ids) >= self.context_window:
-            raise ConfigError(
-                f"{name} has {len(ids)} tokens, which fills the context window of "
-                f"{self.name!r} ({self.context_window} tokens): shorten the prompt or budget"
-            )
-        return ids
 
 
 def _log_softmax(logits: np.ndarray) -> np.ndarray:
     """float32 [rows, vocab] -> log-probs, as torch.log_softmax computes them."""
     shifted = logits - logits.max(axis=-1, keepdims=True)
     return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+def _picked_logprobs(logits: np.ndarray, ids: np.ndarray, rows_at_once: int = 64) -> np.ndarray:
+    """log_softmax(logits)[r, ids[r]] per row, a few rows at a time (a vocabulary-wide
+    temporary per row is 0.6 MB for Qwen: 512 rows at once would be 300 MB)."""
+    out = np.empty(len(ids), np.float32)
+    for k in range(0, len(ids), rows_at_once):
+        block = logits[k : k + rows_at_once]
+        out[k : k + rows_at_once] = _log_softmax(block)[np.arange(len(block)), ids[k : k + rows_at_once]]
+    return out
 
 
 def _fingerprint(native: Native, eos_ids: frozenset[int]) -> str:

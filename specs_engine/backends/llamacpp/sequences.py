@@ -17,7 +17,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from specs_engine.backends.kv_cache import common_prefix_length
+from specs_engine.backends.prefixes import longest_cached
 from specs_engine.backends.llamacpp.native import Native
 from specs_engine.errors import SpecsError
 
@@ -88,15 +88,7 @@ class SequencePool:
 
     def longest_match(self, ids: Sequence[int]) -> tuple[Optional[CachedSequence], int]:
         """The entry sharing the most leading tokens with ids, and how many it shares."""
-        best, best_rank = None, (0, False)
-        for entry in self._entries.values():
-            shared = common_prefix_length(entry.ids, ids)
-            rank = (shared, shared == len(entry.ids))
-            if shared and rank > best_rank:
-                best, best_rank = entry, rank
-        if best is not None:
-            self._entries.move_to_end(best.ids)
-        return best, best_rank[0]
+        return longest_cached(self._entries, ids)
 
     def clear(self) -> None:
         while self.evict_oldest():
