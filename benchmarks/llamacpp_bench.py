@@ -22,13 +22,14 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.artefact import write_artefact  # noqa: E402
+from benchmarks.artefact import RESULTS, write_artefact  # noqa: E402
 from specs_engine.backends import load_language_model  # noqa: E402
 from specs_engine.cli import INSTRUCTION  # noqa: E402
 from specs_engine.config import SpecsConfig  # noqa: E402
@@ -177,7 +178,8 @@ def main() -> None:
     if set(RUNTIMES) <= set(models):
         figures.update({f"equivalence.{k}": v for k, v in equivalence(models, tokens).items()})
     notes = "quick check only (not figures)" if args.quick else "best of --repeats runs"
-    path = write_artefact("llamacpp_bench_quick" if args.quick else "llamacpp_bench", figures, notes=notes)
+    out_dir = Path(tempfile.gettempdir()) if args.quick else RESULTS  # a check is not a figure
+    path = write_artefact("llamacpp_bench", figures, notes=notes, out_dir=out_dir)
     for key, value in figures.items():
         print(f"{key:60s} {value:.2f}" if isinstance(value, float) else f"{key:60s} {value}")
     print(f"written to {path}", file=sys.stderr)

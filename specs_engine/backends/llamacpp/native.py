@@ -46,8 +46,11 @@ def import_llama_cpp() -> Any:
     except Exception as exc:  # ImportError, or OSError when the shared library fails to load
         raise LlamaCppMissingError(exc) from exc
     quiet = logging.getLogger("llama-cpp-python")
-    if quiet.level == logging.NOTSET:  # llama.cpp logs every load to stderr otherwise
-        quiet.setLevel(logging.ERROR)
+    if quiet.level == logging.NOTSET:
+        # llama.cpp logs every load to stderr otherwise. 0.3.36 maps ggml's levels with an
+        # older enum (warnings arrive as ERROR), so only CRITICAL silences them; failures
+        # still surface as our errors. setLevel(logging.DEBUG) on this logger shows all.
+        quiet.setLevel(logging.CRITICAL)
     return llama_cpp
 
 
