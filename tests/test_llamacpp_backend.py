@@ -9,6 +9,8 @@ runtime exactly (positions, shared cells, batching) and f16 once to pin the defa
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import math
 import sys
 import time
@@ -22,6 +24,7 @@ from specs_engine import Budget, ConfigError, SpecsConfig, SpecsEngine  # noqa: 
 from specs_engine.backends import choose_backend, load_language_model  # noqa: E402
 from specs_engine.backends.transformers import TransformersLM  # noqa: E402
 from specs_engine.errors import SpecsError  # noqa: E402
+from specs_engine.sources import ChecksumError  # noqa: E402
 from specs_engine.models import ProposalParams  # noqa: E402
 from specs_engine.rewards.value_head import ValueHeadPRM  # noqa: E402
 
@@ -215,6 +218,33 @@ def test_engine_loads_llama_cpp_models_by_backend_name(gguf_dirs, tiny_reward_di
     result = engine.generate(QUESTION, "specs", SpecsConfig(n=2, beam_width=2, seed=0), Budget(max_steps=3))
     assert result.steps and math.isfinite(result.stats.wall_s)
     assert np.isfinite([s.reward for s in result.steps if s.reward is not None]).all()
+
+
+def test_registry_model_runs_its_verified_gguf_and_refuses_a_corrupt_one(gguf_dirs, tmp_path, monkeypatch):
+    """A registry name on llama.cpp: parts assembled and checked against the sha256, the
+    GGUF kept in the cache entry and loaded from there; a wrong hash stops before llama.cpp."""
+    from specs_engine import sources
+
+    blob = (gguf_dirs["draft"] / "draft.gguf").read_bytes()
+    parts = [tmp_path / "part1", tmp_path / "part2"]
+    parts[0].write_bytes(blob[: len(blob) // 2])
+    parts[1].write_bytes(blob[len(blob) // 2 :])
+    good = sources.RegistryModel(name="tiny-gguf", origin="test", part_module="none", part_dist="none",
+                                 num_parts=2, version="1", sha256=hashlib.sha256(blob).hexdigest(),
+                                 gguf_file="tiny.gguf")
+    bad = dataclasses.replace(good, name="tiny-corrupt", sha256="ab" * 32)
+    for entry in (good, bad):
+        monkeypatch.setitem(sources.REGISTRY, entry.name, entry)
+    monkeypatch.setattr(sources, "part_paths", lambda entry: parts)
+    monkeypatch.setattr(sources, "convert_gguf_to_safetensors",  # the bf16 copy is not what is tested
+                        lambda source, gguf_file, out: (out / "config.json").write_text("{}"))
+    monkeypatch.setenv("SPECS_CACHE", str(tmp_path / "cache"))
+    lm = load_language_model("tiny-gguf", backend="llama.cpp", n_threads=1)
+    assert lm.encode("Ann has apples") == _llama(gguf_dirs["draft"], n_ctx=256).encode("Ann has apples")
+    assert (tmp_path / "cache" / "models" / "tiny-gguf" / "tiny.gguf").read_bytes() == blob
+    assert choose_backend(None, ["tiny-gguf"], "cpu") == "llama.cpp"
+    with pytest.raises(ChecksumError, match="ab" * 32):
+        load_language_model("tiny-corrupt", backend="llama.cpp", n_threads=1)
 
 
 def test_preset_picks_llama_cpp_on_cpu_when_it_is_installed(monkeypatch):
