@@ -5,6 +5,7 @@ itself calls:
 - prefill ms/token (a fresh prompt, prefix cache cleared);
 - decode ms/token at batch 1 (greedy) and batch n (n sampled candidates of one prefix:
   ms per batched step and ms per token);
+- llama.cpp's own batch-1 decode on the same GGUF (llama-cpp-python's Llama), the reference;
 - one SPECS draft round (draft proposes n steps, target scores them, reward scores them)
   and one target round (target proposes n steps, reward scores them), split by role.
 Then equivalence (part 3): each model's greedy text on a few prompts on both runtimes, and
@@ -30,7 +31,8 @@ from typing import Any, Callable
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.artefact import RESULTS, write_artefact  # noqa: E402
-from specs_engine.backends import load_language_model  # noqa: E402
+from specs_engine.backends import load_language_model, resolve_location  # noqa: E402
+from specs_engine.backends.llamacpp import gguf_path  # noqa: E402
 from specs_engine.cli import INSTRUCTION  # noqa: E402
 from specs_engine.config import SpecsConfig  # noqa: E402
 from specs_engine.models import ProposalParams  # noqa: E402
@@ -98,6 +100,30 @@ def timed(times: dict[str, float], key: str, run: Callable[[], Any]) -> Any:
     result = run()
     times[key] = time.perf_counter() - started
     return result
+
+
+def reference_decode(gguf: Path, prompt: list[int], tokens: int, repeats: int) -> float:
+    """llama.cpp's own batch-1 greedy decode ms/token (llama-cpp-python's Llama.generate on
+    the same file, threads and prompt): the physical reference the issue's goal is set
+    against (our target decode within 1.2x of it)."""
+    from llama_cpp import Llama
+
+    from specs_engine.backends.llamacpp.native import default_threads
+
+    llm = Llama(model_path=str(gguf), n_ctx=4096, n_threads=default_threads(), verbose=False)
+
+    def decode() -> tuple[float, int]:
+        llm.reset()
+        stamps = []
+        for _ in llm.generate(prompt, top_k=1, temp=0.0, reset=True):
+            stamps.append(time.perf_counter())
+            if len(stamps) > tokens:
+                break
+        return stamps[-1] - stamps[0], len(stamps) - 1  # from the first token: no prefill
+
+    best = min((decode() for _ in range(repeats)), key=lambda pair: pair[0] / pair[1])
+    llm.close()
+    return 1000 * best[0] / best[1]
 
 
 def rounds(draft: Any, target: Any, reward: Any, config: SpecsConfig, repeats: int) -> dict[str, float]:
@@ -172,6 +198,11 @@ def main() -> None:
         for role, lm in models[runtime].items():
             for key, value in speeds(lm, args.n, tokens, repeats).items():
                 figures[f"{runtime}.{role}.{key}"] = value
+        if runtime == "llama.cpp":
+            for role in ("draft", "target"):
+                prompt = models[runtime][role].encode_prompt(chat(QUESTION))
+                gguf = gguf_path(str(resolve_location(roles[role])))
+                figures[f"reference.{role}.decode_batch1_ms_per_token"] = reference_decode(gguf, prompt, tokens, repeats)
         for key, value in rounds(models[runtime]["draft"], models[runtime]["target"], reward, config, repeats).items():
             figures[f"{runtime}.{key}"] = value
         print(f"{runtime}: done", file=sys.stderr)
