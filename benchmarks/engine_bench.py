@@ -23,8 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from tiny_models import build_causal_lm, build_tokenizer  # noqa: E402
 
 from specs_engine import Budget, SpecsConfig, SpecsEngine  # noqa: E402
-from specs_engine.backends.transformers import TransformersLM  # noqa: E402
-from specs_engine.rewards.value_head import ValueHeadPRM  # noqa: E402
+from specs_engine.backends.hf.lm import TransformersLM  # noqa: E402
+from specs_engine.backends.hf.value_head import ValueHeadPRM  # noqa: E402
 
 PROMPT = "Ann has 3 apples and buys 4 more. How many apples does Ann have?"
 

@@ -57,7 +57,7 @@ def measure(lm, plan, traffic=None) -> dict:
 def remote(model: Path, plan, caching: bool) -> dict:
     from test_vllm import free_port, start_server, stop, wait_healthy
 
-    from specs_engine.backends.openai_compat import OpenAICompatLM
+    from specs_engine.backends.openai.lm import OpenAICompatLM
 
     port, log = free_port(), Path(tempfile.mkdtemp()) / "server.log"
     flag = "--enable-prefix-caching" if caching else "--no-enable-prefix-caching"
@@ -71,7 +71,7 @@ def remote(model: Path, plan, caching: bool) -> dict:
 
 
 def inproc(model: Path, plan, caching: bool) -> dict:
-    from specs_engine.backends.vllm import VllmLM
+    from specs_engine.backends.vllm.lm import VllmLM
 
     lm = VllmLM(str(model), dtype="float32", max_model_len=2048, gpu_memory_utilization=0.05,
                 enforce_eager=True, enable_prefix_caching=caching)

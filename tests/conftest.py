@@ -52,8 +52,8 @@ def tiny_other_tokenizer_dir(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_reward_dir(tmp_path_factory, tiny_draft_dir):
     """A value-head PRM (random linear head) on the tiny draft, saved as a directory."""
-    from specs_engine.backends.transformers import TransformersLM
-    from specs_engine.rewards.value_head import ValueHeadPRM
+    from specs_engine.backends.hf.lm import TransformersLM
+    from specs_engine.backends.hf.value_head import ValueHeadPRM
 
     import torch
 

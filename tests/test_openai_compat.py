@@ -18,7 +18,7 @@ import pytest
 
 from fake_http import serving
 
-from specs_engine.backends.openai_compat import (
+from specs_engine.backends.openai.lm import (
     API_KEY_ENV,
     DeadlineExceededError,
     OpenAICompatLM,

@@ -24,7 +24,7 @@ from test_openai_compat import FakeVllm, free_port, url
 from specs_engine.errors import ConfigError, MissingExtraError, ServerResponseError, ServerUnavailableError
 from specs_engine.models import RewardModel
 from specs_engine.rewards import load_reward_model
-from specs_engine.rewards.remote import (
+from specs_engine.backends.openai.reward import (
     RemoteSequenceClassifierReward,
     RemoteStepTokenPRM,
     last_step_reward,
@@ -229,7 +229,7 @@ def test_from_pretrained_names_each_server_role_and_passes_the_key_to_the_reward
 
 
 def test_value_head_reward_stays_in_process_whatever_the_backend(tiny_reward_dir):
-    from specs_engine.rewards.value_head import ValueHeadPRM
+    from specs_engine.backends.hf.value_head import ValueHeadPRM
 
     assert isinstance(load_reward_model(tiny_reward_dir, backend="openai", dtype="float32"), ValueHeadPRM)
     with pytest.raises(ConfigError, match=r"\['kind'\] are not allowed for the in-process"):

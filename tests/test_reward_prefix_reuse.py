@@ -1,5 +1,5 @@
 """StepTokenPRM and SequenceClassifierReward read each solution over cached prefixes
-(rewards/prefix_reuse.py): same rewards as one uncached padded batch, fewer tokens fed."""
+(backends/hf/prefix_reuse.py): same rewards as one uncached padded batch, fewer tokens fed."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from specs_engine.rewards import SequenceClassifierReward, StepTokenPRM, format_solution, load_reward_model
-from specs_engine.rewards import prefix_reuse
+from specs_engine.backends.hf import prefix_reuse
 
 QUESTION = "Ann has 3 apples and buys 4 more. How many apples?"
 STEPS = ["Ann starts with 3 apples.", "Then 3 + 4 = 7.", "The answer is \\boxed{7}."]

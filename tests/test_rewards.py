@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from specs_engine.backends import load_language_model
-from specs_engine.backends.transformers import TransformersLM
+from specs_engine.backends.hf.lm import TransformersLM
 from specs_engine.errors import ConfigError
 from specs_engine.models import RewardModel
 from specs_engine.rewards import (

@@ -20,9 +20,9 @@ from specs_engine.errors import ConfigError
 from specs_engine.models import LanguageModel
 
 BACKENDS = {
-    "transformers": "specs_engine.backends.transformers",
-    "vllm": "specs_engine.backends.vllm",
-    "openai": "specs_engine.backends.openai_compat",
+    "transformers": "specs_engine.backends.hf.lm",
+    "vllm": "specs_engine.backends.vllm.lm",
+    "openai": "specs_engine.backends.openai.lm",
 }
 """Backend name -> module providing load(location, *, dtype, device, **kwargs)."""
 

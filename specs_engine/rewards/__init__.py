@@ -35,20 +35,20 @@ _cache_lock = threading.Lock()
 def __getattr__(name: str) -> Any:
     """The torch-backed adapters import lazily, so CallableReward works without torch."""
     modules = {
-        "SequenceClassifierReward": "sequence_classifier",
-        "StepTokenPRM": "step_token",
-        "ValueHeadPRM": "value_head",
+        "SequenceClassifierReward": "specs_engine.backends.hf.sequence_classifier",
+        "StepTokenPRM": "specs_engine.backends.hf.step_token",
+        "ValueHeadPRM": "specs_engine.backends.hf.value_head",
     }
     if name not in modules:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     import importlib
 
-    return getattr(importlib.import_module(f"{__name__}.{modules[name]}"), name)
+    return getattr(importlib.import_module(modules[name]), name)
 
 
 REWARD_BACKENDS = {
-    "vllm": "specs_engine.rewards.vllm_reward",
-    "openai": "specs_engine.rewards.remote",
+    "vllm": "specs_engine.backends.vllm.reward",
+    "openai": "specs_engine.backends.openai.reward",
 }
 """Backend name -> module providing load(location, *, dtype, device, **kwargs);
 "transformers" (the default) is _load_location below."""
@@ -118,7 +118,7 @@ def _load_with(backend: str, location: str, options: dict, backend_kwargs: dict)
 def _is_value_head_dir(location: str) -> bool:
     if "://" in location:  # a server URL: no need to import torch to know
         return False
-    from specs_engine.rewards.value_head import CONFIG_FILE
+    from specs_engine.backends.hf.value_head import CONFIG_FILE
 
     return (Path(location) / CONFIG_FILE).is_file()
 
@@ -126,20 +126,20 @@ def _is_value_head_dir(location: str) -> bool:
 def _load_location(location: str, *, dtype: Any, device: str, trust_remote_code: bool,
                    allow_pickle: bool) -> RewardModel:
     """Dispatch on the directory's contents (or, for a hub id, its config)."""
-    from specs_engine.rewards.value_head import CONFIG_FILE
+    from specs_engine.backends.hf.value_head import CONFIG_FILE
 
     if (Path(location) / CONFIG_FILE).is_file():
-        from specs_engine.rewards.value_head import ValueHeadPRM
+        from specs_engine.backends.hf.value_head import ValueHeadPRM
 
         return ValueHeadPRM.from_directory(location, dtype=dtype, device=device)
     architectures = _architectures(location, trust_remote_code)
     options = dict(dtype=dtype, device=device, trust_remote_code=trust_remote_code, allow_pickle=allow_pickle)
     if any(a.endswith("ForSequenceClassification") for a in architectures):
-        from specs_engine.rewards.sequence_classifier import SequenceClassifierReward
+        from specs_engine.backends.hf.sequence_classifier import SequenceClassifierReward
 
         return SequenceClassifierReward.from_pretrained(location, **options)
     if any(a.endswith(("ForTokenClassification", "ForProcessRewardModel")) for a in architectures):
-        from specs_engine.rewards.step_token import StepTokenPRM
+        from specs_engine.backends.hf.step_token import StepTokenPRM
 
         return StepTokenPRM.from_pretrained(location, **options)
     raise ConfigError(
@@ -155,7 +155,7 @@ def _architectures(location: str, trust_remote_code: bool) -> list[str]:
         return list(json.loads(config_file.read_text()).get("architectures") or [])
     if Path(location).exists():
         raise ConfigError(f"reward={location!r} holds neither {config_file.name} nor a value head config")
-    from specs_engine.backends.hf_common import import_transformers
+    from specs_engine.backends.hf.common import import_transformers
 
     config = import_transformers().AutoConfig.from_pretrained(location, trust_remote_code=trust_remote_code)
     return list(config.architectures or [])

@@ -19,10 +19,10 @@ import asyncio
 import math
 from typing import Any, Sequence
 
-from specs_engine.backends.openai_compat import HttpServer, OpenAICompatLM, _field, run_sync
+from specs_engine.backends.openai.lm import HttpServer, OpenAICompatLM, _field, run_sync
 from specs_engine.errors import ConfigError, ServerResponseError
 from specs_engine.rewards.formatting import check_solutions, format_solution
-from specs_engine.rewards.step_token import QWEN_PRM_SYSTEM, StepTokenPRM
+from specs_engine.backends.hf.step_token import QWEN_PRM_SYSTEM, StepTokenPRM
 
 KINDS = ("step_token", "classifier")
 

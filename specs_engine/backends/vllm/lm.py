@@ -30,7 +30,7 @@ _request_ids = itertools.count()
 ENGINE_LOCK = threading.RLock()
 """In-process vLLM engines share global forward state: two stepping at once (the target's
 verification prefill and an in-process vLLM reward, run concurrently by the engine) crash.
-Every engine call holds this one process-wide lock (rewards/vllm_reward.py takes it too)."""
+Every engine call holds this one process-wide lock (vllm/reward.py takes it too)."""
 
 
 def import_vllm() -> Any:
@@ -268,7 +268,7 @@ def _tokens_before(ids: list[int], text: str, stop: str, tokenizer: Any) -> int:
 def _fingerprint(tokenizer: Any) -> str:
     """The transformers backend's fingerprint, so an in-process vLLM draft and a
     transformers target that share a tokenizer pass token ids unchanged."""
-    from specs_engine.backends.transformers import tokenizer_fingerprint
+    from specs_engine.backends.hf.lm import tokenizer_fingerprint
 
     return tokenizer_fingerprint(tokenizer)
 

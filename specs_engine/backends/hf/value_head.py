@@ -21,7 +21,7 @@ import threading
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from specs_engine.backends.hf_common import import_torch
+from specs_engine.backends.hf.common import import_torch
 from specs_engine.errors import ConfigError
 from specs_engine.rewards.formatting import check_solutions, format_solution
 

@@ -5,7 +5,7 @@
 come from the same endpoint with prompt_logprobs=0 and max_tokens=1, and tokenisation is
 the server's own /tokenize, so the client needs no weights. `load(location, **kwargs)` is
 what backends/__init__.py dispatches backend="openai" to; the reward lives in
-specs_engine/rewards/remote.py and shares the plumbing below.
+backends/openai/reward.py and shares the plumbing below.
 
 Why a background event loop: the LanguageModel protocol is synchronous, but a hung server
 must not hold a call past its deadline. Each request runs as a coroutine on one shared

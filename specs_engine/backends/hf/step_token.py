@@ -6,7 +6,7 @@ import os
 import threading
 from typing import Any, Optional, Sequence
 
-from specs_engine.backends.hf_common import import_torch, import_transformers, load_model, load_tokenizer
+from specs_engine.backends.hf.common import import_torch, import_transformers, load_model, load_tokenizer
 from specs_engine.errors import ConfigError
 from specs_engine.rewards.formatting import check_solutions
 
@@ -39,7 +39,7 @@ class StepTokenPRM:
         self.step_token_id = tokenizer.convert_tokens_to_ids(step_token)
         self.name = name or getattr(model.config, "name_or_path", "") or type(model).__name__
         self._lock = threading.Lock()
-        from specs_engine.rewards.prefix_reuse import PrefixReuse
+        from specs_engine.backends.hf.prefix_reuse import PrefixReuse
 
         self.reuse = PrefixReuse(model)
         """Reads each solution over the cached KV of the one it extends (the previous step's)."""

@@ -24,16 +24,16 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional, Sequence
 
-from specs_engine.backends.hf_common import import_torch, import_transformers, load_model, load_tokenizer
+from specs_engine.backends.hf.common import import_torch, import_transformers, load_model, load_tokenizer
 from specs_engine.errors import ConfigError
 from specs_engine.models import Candidate, FinishReason, Prompt, ProposalParams
 
 torch = import_torch()  # raises MissingExtraError("torch", "transformers") when absent
 
-from specs_engine.backends.kv_cache import (  # noqa: E402  (needs torch)
+from specs_engine.backends.hf.kv_cache import (  # noqa: E402  (needs torch)
     CachedPrefix, PrefixCache, kv_of, row_kv, to_dynamic_cache,
 )
-from specs_engine.backends.sampling import sample_next  # noqa: E402
+from specs_engine.backends.hf.sampling import sample_next  # noqa: E402
 
 MAX_LOGITS_ELEMENTS = 2**27
 """Largest logits tensor one scoring forward may produce (rows are chunked to fit)."""

@@ -12,12 +12,12 @@ from __future__ import annotations
 import inspect
 from typing import Any, Optional, Sequence
 
-from specs_engine.backends.hf_common import import_torch
+from specs_engine.backends.hf.common import import_torch
 from specs_engine.errors import ConfigError
 
 torch = import_torch()
 
-from specs_engine.backends.kv_cache import CachedPrefix, PrefixCache, kv_of  # noqa: E402
+from specs_engine.backends.hf.kv_cache import CachedPrefix, PrefixCache, kv_of  # noqa: E402
 
 
 class PrefixReuse:

@@ -16,18 +16,18 @@ import threading
 from pathlib import Path
 from typing import Any, Sequence
 
-from specs_engine.backends import vllm as vllm_backend
-from specs_engine.backends.vllm import import_vllm
+from specs_engine.backends.vllm import lm as vllm_backend
+from specs_engine.backends.vllm.lm import import_vllm
 from specs_engine.errors import ConfigError
 from specs_engine.rewards.formatting import check_solutions, format_solution
-from specs_engine.rewards.remote import classifier_reward, last_step_reward
-from specs_engine.rewards.step_token import QWEN_PRM_SYSTEM, StepTokenPRM
+from specs_engine.backends.openai.reward import classifier_reward, last_step_reward
+from specs_engine.backends.hf.step_token import QWEN_PRM_SYSTEM, StepTokenPRM
 
 
 ENGINE_LOCK = getattr(vllm_backend, "ENGINE_LOCK", None) or threading.RLock()
 """In-process vLLM engines share global forward state: two stepping at once (the target's
 verification prefill and the reward, run concurrently by the engine) crash. Every engine
-call must hold one process-wide lock; backends/vllm.py's ENGINE_LOCK when it has one."""
+call must hold one process-wide lock; backends/vllm/lm.py's ENGINE_LOCK when it has one."""
 
 
 class _VllmPooling:
