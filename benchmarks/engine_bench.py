@@ -18,9 +18,9 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: tests.helpers
 
-from tiny_models import build_causal_lm, build_tokenizer  # noqa: E402
+from tests.helpers.tiny_models import build_causal_lm, build_tokenizer  # noqa: E402
 
 from specs_engine import Budget, SpecsConfig, SpecsEngine  # noqa: E402
 from specs_engine.backends.hf.lm import TransformersLM  # noqa: E402

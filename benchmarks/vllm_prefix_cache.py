@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+sys.path.insert(0, str(ROOT))  # the package and tests.helpers
 
 
 def steps_of(prefix_tokens: int, steps: int, n: int, step_tokens: int, vocab: int) -> list:
@@ -90,7 +90,7 @@ def main() -> None:
     parser.add_argument("--where", choices=["remote", "inproc", "both"], default="both")
     args = parser.parse_args()
 
-    from tiny_models import build_causal_lm, build_tokenizer
+    from tests.helpers.tiny_models import build_causal_lm, build_tokenizer
 
     tok = build_tokenizer()
     model = build_causal_lm(Path(tempfile.mkdtemp()) / "target", seed=1, hidden=args.hidden,

@@ -18,7 +18,7 @@ torch.set_num_threads(1)
 
 @pytest.fixture(scope="session")
 def tiny_tokenizer():
-    from tiny_models import build_tokenizer
+    from tests.helpers.tiny_models import build_tokenizer
 
     return build_tokenizer()
 
@@ -26,7 +26,7 @@ def tiny_tokenizer():
 @pytest.fixture(scope="session")
 def tiny_draft_dir(tmp_path_factory, tiny_tokenizer):
     """A tiny Qwen2 causal LM: the draft."""
-    from tiny_models import build_causal_lm
+    from tests.helpers.tiny_models import build_causal_lm
 
     return build_causal_lm(tmp_path_factory.mktemp("tiny_draft"), seed=0, tokenizer=tiny_tokenizer)
 
@@ -34,7 +34,7 @@ def tiny_draft_dir(tmp_path_factory, tiny_tokenizer):
 @pytest.fixture(scope="session")
 def tiny_target_dir(tmp_path_factory, tiny_tokenizer):
     """A tiny Qwen2 causal LM with the draft's tokenizer and other weights: the target."""
-    from tiny_models import build_causal_lm
+    from tests.helpers.tiny_models import build_causal_lm
 
     path = tmp_path_factory.mktemp("tiny_target")
     return build_causal_lm(path, seed=1, hidden=64, tokenizer=tiny_tokenizer)
@@ -43,7 +43,7 @@ def tiny_target_dir(tmp_path_factory, tiny_tokenizer):
 @pytest.fixture(scope="session")
 def tiny_other_tokenizer_dir(tmp_path_factory):
     """A tiny Llama whose tokenizer differs from the draft's (token ids do not transfer)."""
-    from tiny_models import build_causal_lm, build_tokenizer
+    from tests.helpers.tiny_models import build_causal_lm, build_tokenizer
 
     path = tmp_path_factory.mktemp("tiny_other")
     return build_causal_lm(path, seed=4, kind="llama", tokenizer=build_tokenizer(300, byte_level=False))
@@ -65,13 +65,13 @@ def tiny_reward_dir(tmp_path_factory, tiny_draft_dir):
 
 @pytest.fixture(scope="session")
 def tiny_seq_classifier_dir(tmp_path_factory):
-    from tiny_models import build_sequence_classifier
+    from tests.helpers.tiny_models import build_sequence_classifier
 
     return build_sequence_classifier(tmp_path_factory.mktemp("tiny_seqcls"))
 
 
 @pytest.fixture(scope="session")
 def tiny_step_prm_dir(tmp_path_factory):
-    from tiny_models import build_step_token_prm
+    from tests.helpers.tiny_models import build_step_token_prm
 
     return build_step_token_prm(tmp_path_factory.mktemp("tiny_step_prm"))

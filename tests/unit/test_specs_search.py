@@ -9,7 +9,7 @@ from collections import Counter
 
 import pytest
 
-from scripted import FakeClock, ScriptedLM, ScriptedReward
+from tests.helpers.scripted import FakeClock, ScriptedLM, ScriptedReward
 from specs_engine import Budget, ModelCallError, RewardError, SpecsConfig, SpecsEngine
 from specs_engine.search.specs import run_specs
 from specs_engine.verification import log_ratio, sample_children, soft_score, survivors

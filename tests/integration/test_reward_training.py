@@ -17,7 +17,7 @@ from safetensors.torch import load_file
 from specs_engine.data.gsm8k import Problem
 from specs_engine.rewards.formatting import format_solution
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "train_reward.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "train_reward.py"
 spec = importlib.util.spec_from_file_location("train_reward", SCRIPT)
 train_reward = importlib.util.module_from_spec(spec)
 sys.modules["train_reward"] = train_reward  # dataclasses look their module up by name

@@ -3,7 +3,7 @@ faults (server down, hung, malformed JSON, mismatched token counts, leaked key).
 
 The fake speaks just enough of vLLM's API (/v1/models, /tokenize, streamed and plain
 /v1/completions) for the client's real HTTP path to run; real vLLM servers are exercised
-in tests/test_vllm.py (the vllm tier).
+in tests/vllm/test_vllm.py (the vllm tier).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from fake_http import serving
+from tests.helpers.fake_http import serving
 
 from specs_engine.backends.openai.lm import (
     API_KEY_ENV,

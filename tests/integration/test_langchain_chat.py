@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from fakes import fake_engine
+from tests.helpers.fakes import fake_engine
 from langchain_core.messages import (
     AIMessage,
     AIMessageChunk,

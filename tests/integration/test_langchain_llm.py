@@ -11,7 +11,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from fakes import count_loads, fake_engine, ticks_during
+from tests.helpers.fakes import count_loads, fake_engine, ticks_during
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.caches import InMemoryCache
 from langchain_core.globals import set_llm_cache

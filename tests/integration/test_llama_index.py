@@ -7,8 +7,8 @@ import asyncio
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from fakes import RecordingEngine, count_loads, fake_engine, ticks_during
-from scripted import ScriptedReward, script_lm
+from tests.helpers.fakes import RecordingEngine, count_loads, fake_engine, ticks_during
+from tests.helpers.scripted import ScriptedReward, script_lm
 from llama_index.core import Document, VectorStoreIndex
 from llama_index.core.callbacks import CallbackManager, CBEventType, LlamaDebugHandler
 from llama_index.core.embeddings import MockEmbedding

@@ -58,7 +58,7 @@ def reward(question: str, steps) -> float:
 
 @pytest.fixture(scope="module")
 def model_dirs(tmp_path_factory) -> dict[str, Path]:
-    from tiny_models import build_causal_lm, build_tokenizer
+    from tests.helpers.tiny_models import build_causal_lm, build_tokenizer
 
     tok = build_tokenizer()
     root = tmp_path_factory.mktemp("vllm_models")
@@ -74,7 +74,7 @@ def build_reward(path: Path, kind: str, tokenizer) -> Path:
     """A tiny reward model vLLM's CPU kernels take (hidden 128): a Qwen2.5-Math-PRM
     look-alike (2-label token classifier read at <extra_0>) or a 1-label classifier."""
     import torch
-    from tiny_models import _common
+    from tests.helpers.tiny_models import _common
     from transformers import Qwen2Config, Qwen2ForSequenceClassification, Qwen2ForTokenClassification
 
     torch.manual_seed(3)

@@ -120,7 +120,7 @@ def test_sequence_classifier_one_label(tiny_seq_classifier_dir):
 
 
 def test_sequence_classifier_two_labels(tmp_path):
-    from tiny_models import build_sequence_classifier
+    from tests.helpers.tiny_models import build_sequence_classifier
 
     reward = load_reward_model(build_sequence_classifier(tmp_path / "two", num_labels=2), dtype="float32")
     assert all(0 < r < 1 for r in assert_batch_equals_singles(reward))

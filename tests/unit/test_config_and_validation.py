@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from scripted import ScriptedLM, ScriptedReward
+from tests.helpers.scripted import ScriptedLM, ScriptedReward
 from specs_engine import Budget, ConfigError, SpecsConfig, SpecsEngine
 
 

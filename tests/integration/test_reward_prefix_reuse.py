@@ -52,7 +52,7 @@ def classifier(request, tiny_seq_classifier_dir, tmp_path_factory):
     if request.param == 1:
         location = tiny_seq_classifier_dir
     else:
-        from tiny_models import build_sequence_classifier
+        from tests.helpers.tiny_models import build_sequence_classifier
 
         location = build_sequence_classifier(tmp_path_factory.mktemp("seqcls2"), num_labels=2)
     loaded = load_reward_model(location, dtype="float32")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import threading
 
-from scripted import ScriptedLM, ScriptedReward, script_lm
+from tests.helpers.scripted import ScriptedLM, ScriptedReward, script_lm
 from specs_engine.engine import SpecsEngine
 
 DRAFT_STEPS = ("Draft thinks about {q}.\n\n", "So the answer is 42.\n\n", "#### 42")

@@ -1,6 +1,6 @@
 """Remote reward models against a small fake vLLM pooling server on 127.0.0.1: the wire
 format (/tokenize, /pooling, /classify), the load_reward_model dispatch, and the faults
-(malformed JSON, wrong counts, a server that is down). Real servers: tests/test_vllm_reward.py.
+(malformed JSON, wrong counts, a server that is down). Real servers: tests/vllm/test_vllm.py.
 
 The fake extends test_openai_compat's FakeVllm (tokens are characters, id = ord) with one
 special token, "<extra_0>" = id 0, and a PRM whose P(good) at a step token is
@@ -18,8 +18,8 @@ from typing import Iterator
 
 import pytest
 
-from fake_http import serving
-from test_openai_compat import FakeVllm, free_port, url
+from tests.helpers.fake_http import serving
+from tests.unit.test_openai_compat import FakeVllm, free_port, url
 
 from specs_engine.errors import ConfigError, MissingExtraError, ServerResponseError, ServerUnavailableError
 from specs_engine.models import RewardModel
