@@ -16,14 +16,15 @@ reusable by the prefix cache, which saves far more than cross-beam padding would
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional, Sequence
 
+from specs_engine.backends.candidates import (
+    check_num_candidates, check_pairs, tokenizer_fingerprint, tokens_within,
+)
 from specs_engine.backends.hf.common import import_torch, import_transformers, load_model, load_tokenizer
 from specs_engine.errors import ConfigError
 from specs_engine.models import Candidate, FinishReason, Prompt, ProposalParams
@@ -125,7 +126,7 @@ class TransformersLM:
         self, prefixes: Sequence[Sequence[int]], num_candidates: int, params: ProposalParams
     ) -> list[list[Candidate]]:
         """num_candidates sampled next steps per prefix (see the module docstring)."""
-        _check_count(num_candidates)
+        check_num_candidates(num_candidates)
         _check_params(params)
         checked = [self._check_prefix(p, f"prefixes[{i}]") for i, p in enumerate(prefixes)]
         generator = torch.Generator(device=self.device)
@@ -171,18 +172,12 @@ class TransformersLM:
         delimiter_at = text.find(params.delimiter)
         stops = [text.find(s) for s in params.stop if s in text]
         if stops and (delimiter_at < 0 or min(stops) <= delimiter_at):
-            row.keep = self._tokens_before(row.tokens, text[: min(stops)])
+            tokens = row.tokens
+            row.keep = tokens_within(len(tokens), text[: min(stops)], lambda m: self.decode(tokens[:m]))
             return "stop"
         if delimiter_at >= 0:
             return "delimiter"
         return "length" if len(row.tokens) >= limit else None
-
-    def _tokens_before(self, tokens: list[int], kept_text: str) -> int:
-        """The most leading tokens whose text lies within kept_text (before a stop string)."""
-        for m in range(len(tokens) - 1, -1, -1):
-            if kept_text.startswith(self.decode(tokens[:m])):
-                return m
-        return 0
 
     def _remember_finished(
         self, prefix: tuple[int, ...], rows: list[_Row], active: list[int], cache: Any, logits: Any
@@ -212,11 +207,7 @@ class TransformersLM:
         """Per-token log p(continuation | prefix). Pairs sharing a prefix (the usual case:
         all candidates of one beam) run as one batch over that prefix's cached KV.
         `deadline` is ignored: an in-process prefill cannot hang, and is not cut short."""
-        if len(prefixes) != len(continuations):
-            raise ConfigError(
-                f"score got {len(prefixes)} prefixes and {len(continuations)} continuations: "
-                "give one prefix per continuation"
-            )
+        check_pairs(prefixes, continuations)
         groups: dict[tuple[int, ...], list[int]] = {}
         for i, prefix in enumerate(prefixes):
             groups.setdefault(self._check_prefix(prefix, f"prefixes[{i}]"), []).append(i)
@@ -337,16 +328,6 @@ def context_window(config: Any, tokenizer: Any) -> int:
     return int(window or getattr(tokenizer, "model_max_length", 2048))
 
 
-def tokenizer_fingerprint(tokenizer: Any) -> str:
-    """A hash of the vocabulary and special tokens: equal means token ids mean the same text."""
-    payload = {
-        "vocab": sorted(tokenizer.get_vocab().items(), key=lambda item: item[1]),
-        "special": sorted(str(t) for t in tokenizer.all_special_tokens),
-        "eos": tokenizer.eos_token_id,
-    }
-    return hashlib.sha256(json.dumps(payload, ensure_ascii=False).encode()).hexdigest()[:16]
-
-
 def eos_token_ids(model: Any, tokenizer: Any) -> frozenset[int]:
     """Every id that ends a solution: the tokenizer's EOS and the generation config's."""
     ids = {tokenizer.eos_token_id}
@@ -357,11 +338,6 @@ def eos_token_ids(model: Any, tokenizer: Any) -> frozenset[int]:
 
 def _default_name(location: str, gguf_file: Optional[str]) -> str:
     return gguf_file or os.path.basename(os.path.normpath(location)) or location
-
-
-def _check_count(num_candidates: Any) -> None:
-    if isinstance(num_candidates, bool) or not isinstance(num_candidates, int) or num_candidates < 1:
-        raise ConfigError(f"num_candidates={num_candidates!r} is not allowed: it must be an integer >= 1")
 
 
 def _check_params(params: Any) -> None:

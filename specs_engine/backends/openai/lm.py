@@ -32,7 +32,11 @@ from specs_engine.errors import (
     ServerUnavailableError,
     SpecsError,
 )
-from specs_engine.models import Candidate, FinishReason, Prompt, ProposalParams
+from specs_engine.backends.candidates import (
+    check_num_candidates, check_pairs, finish_reason, prefix_seed, stop_strings, text_before_stop,
+    tokens_within,
+)
+from specs_engine.models import Candidate, Prompt, ProposalParams
 
 API_KEY_ENV = "SPECS_OPENAI_API_KEY"
 """Environment variable read when no api_key is given (not OPENAI_API_KEY: a real OpenAI
@@ -395,10 +399,7 @@ class OpenAICompatLM:
         """One streamed request per prefix, all in flight at once. Each prefix gets its own
         seed: one seed for all would give every beam the same noise. At the deadline the
         tokens streamed so far come back with finish_reason "deadline"."""
-        if isinstance(num_candidates, bool) or not isinstance(num_candidates, int) or num_candidates < 1:
-            raise ConfigError(
-                f"num_candidates={num_candidates!r} is not allowed: it must be an integer >= 1"
-            )
+        check_num_candidates(num_candidates)
         return run_sync(lambda: self._propose_all(prefixes, num_candidates, params))
 
     async def _propose_all(
@@ -449,11 +450,7 @@ class OpenAICompatLM:
         """One request for every pair: prompt log-probs of prefix + continuation, of which
         the continuation's are kept. Each returned entry is checked against the token id
         sent, so a misaligned answer raises instead of becoming a wrong score."""
-        if len(prefixes) != len(continuations):
-            raise ConfigError(
-                f"score got {len(prefixes)} prefixes but {len(continuations)} continuations; "
-                "they must pair up one to one"
-            )
+        check_pairs(prefixes, continuations)
         pairs = [(list(p), list(c)) for p, c in zip(prefixes, continuations)]
         todo = [i for i, (_, c) in enumerate(pairs) if c]
         if not todo:
@@ -489,13 +486,12 @@ def _proposal_payload(
         "max_tokens": min(params.max_new_tokens, room),
         "temperature": 0.0 if params.greedy else params.temperature,
         "top_p": 1.0 if params.greedy else params.top_p,
-        "stop": [params.delimiter, *params.stop], "include_stop_str_in_output": True,
+        "stop": stop_strings(params), "include_stop_str_in_output": True,
         "logprobs": 0, "return_tokens_as_token_ids": True, "skip_special_tokens": False,
         "stream": True,
     }
     if params.seed is not None:
-        # vLLM seeds a request's j-th sample with seed + j: space prefixes far apart.
-        payload["seed"] = (params.seed * 1_000_003 + index * 65_537) % 2**31
+        payload["seed"] = prefix_seed(params.seed, index)
     return payload
 
 
@@ -512,29 +508,16 @@ class _Growing:
         self.stop_reason: Any = None
 
     def candidate(self, params: ProposalParams) -> Candidate:
-        reason = self._reason(params)
+        reason = finish_reason(self.finish, self.stop_reason, params.delimiter)
         if reason != "stop":
             return Candidate(tuple(self.ids), self.text, tuple(self.logprobs), reason)
-        keep, text = self._before_stop(self.stop_reason)
-        return Candidate(tuple(self.ids[:keep]), text, tuple(self.logprobs[:keep]), "stop")
+        keep = tokens_within(len(self.ids), text_before_stop(self.text, self.stop_reason), self._text_of)
+        return Candidate(tuple(self.ids[:keep]), self._text_of(keep), tuple(self.logprobs[:keep]), "stop")
 
-    def _reason(self, params: ProposalParams) -> FinishReason:
-        if self.finish is None:
-            return "deadline"
-        if self.finish == "length":
-            return "length"
-        if isinstance(self.stop_reason, str):
-            return "delimiter" if self.stop_reason == params.delimiter else "stop"
-        return "eos"
-
-    def _before_stop(self, stop: str) -> tuple[int, str]:
-        """A caller's stop string is not part of the step (as in the transformers
-        backend): keep the leading tokens whose text ends before it."""
-        cut = self.text.rfind(stop)
-        cut = len(self.text) if cut < 0 else cut
+    def _text_of(self, count: int) -> str:
+        """The text of the first count tokens, from the offsets the server streamed."""
         ends = self.offsets[1:] + [len(self.text)]
-        keep = sum(1 for end in ends if end <= cut)
-        return keep, self.text[: ends[keep - 1]] if keep else ""
+        return self.text[: ends[count - 1]] if count else ""
 
 
 def _grow(drafts: list[_Growing], choice: Any, where: str) -> None:

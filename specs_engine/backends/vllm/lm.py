@@ -23,8 +23,12 @@ import threading
 import time
 from typing import Any, Sequence
 
-from specs_engine.errors import ConfigError, MissingExtraError
-from specs_engine.models import Candidate, FinishReason, Prompt, ProposalParams
+from specs_engine.backends.candidates import (
+    check_num_candidates, check_pairs, finish_reason, prefix_seed, stop_strings, text_before_stop,
+    tokenizer_fingerprint, tokens_within,
+)
+from specs_engine.errors import MissingExtraError
+from specs_engine.models import Candidate, Prompt, ProposalParams
 
 _request_ids = itertools.count()
 ENGINE_LOCK = threading.RLock()
@@ -72,7 +76,7 @@ class VllmLM:
         self.tokenizer = self.llm.get_tokenizer()
         self.name = str(location)
         self.context_window = int(self.llm.llm_engine.model_config.max_model_len)
-        self.tokenizer_fingerprint = _fingerprint(self.tokenizer)
+        self.tokenizer_fingerprint = tokenizer_fingerprint(self.tokenizer)
         self.cache_rescored = 0
         """Score requests re-run because their continuation itself hit the prefix cache."""
 
@@ -95,10 +99,7 @@ class VllmLM:
     ) -> list[list[Candidate]]:
         """All prefixes in one engine batch; at the deadline, unfinished candidates come
         back with the tokens they have and finish_reason "deadline"."""
-        if isinstance(num_candidates, bool) or not isinstance(num_candidates, int) or num_candidates < 1:
-            raise ConfigError(
-                f"num_candidates={num_candidates!r} is not allowed: it must be an integer >= 1"
-            )
+        check_num_candidates(num_candidates)
         requests = {}
         for i, prefix in enumerate(prefixes):
             room = self.context_window - len(prefix)
@@ -114,12 +115,11 @@ class VllmLM:
     def _sampling(self, n: int, params: ProposalParams, index: int, room: int) -> Any:
         from vllm.sampling_params import RequestOutputKind
 
-        seed = None if params.seed is None else (params.seed * 1_000_003 + index * 65_537) % 2**31
         return self._vllm.SamplingParams(
             n=n, max_tokens=min(params.max_new_tokens, room),
             temperature=0.0 if params.greedy else params.temperature,
-            top_p=1.0 if params.greedy else params.top_p, seed=seed,
-            stop=[params.delimiter, *params.stop], include_stop_str_in_output=True,
+            top_p=1.0 if params.greedy else params.top_p, seed=prefix_seed(params.seed, index),
+            stop=stop_strings(params), include_stop_str_in_output=True,
             logprobs=0, skip_special_tokens=False, output_kind=RequestOutputKind.CUMULATIVE,
         )
 
@@ -166,11 +166,7 @@ class VllmLM:
     ) -> list[list[float]]:
         """Per-token log p(continuation | prefix), every pair in one batch (deadline is
         accepted for parity with the remote backend; one prefill is not interrupted)."""
-        if len(prefixes) != len(continuations):
-            raise ConfigError(
-                f"score got {len(prefixes)} prefixes but {len(continuations)} continuations; "
-                "they must pair up one to one"
-            )
+        check_pairs(prefixes, continuations)
         pairs = [(list(p), list(c)) for p, c in zip(prefixes, continuations)]
         todo = [i for i, (_, c) in enumerate(pairs) if c]
         out: list[list[float]] = [[] for _ in pairs]
@@ -236,41 +232,13 @@ def _candidate(out: Any, params: ProposalParams, tokenizer: Any) -> Candidate:
     logprobs = [float(step[t].logprob) for t, step in zip(ids, out.logprobs or [])]
     if len(logprobs) != len(ids):
         raise RuntimeError(f"vLLM returned {len(logprobs)} log-probs for {len(ids)} tokens")
-    reason = _reason(out, params)
+    reason = finish_reason(out.finish_reason, out.stop_reason, params.delimiter)
     if reason == "stop":
-        keep = _tokens_before(ids, out.text, out.stop_reason, tokenizer)
+        kept = text_before_stop(out.text, out.stop_reason)
+        keep = tokens_within(len(ids), kept, lambda m: tokenizer.decode(ids[:m]))
         ids, logprobs = ids[:keep], logprobs[:keep]
         return Candidate(tuple(ids), tokenizer.decode(ids), tuple(logprobs), "stop")
     return Candidate(tuple(ids), out.text, tuple(logprobs), reason)
-
-
-def _reason(out: Any, params: ProposalParams) -> FinishReason:
-    if out.finish_reason is None:
-        return "deadline"
-    if out.finish_reason == "length":
-        return "length"
-    if isinstance(out.stop_reason, str):
-        return "delimiter" if out.stop_reason == params.delimiter else "stop"
-    return "eos"
-
-
-def _tokens_before(ids: list[int], text: str, stop: str, tokenizer: Any) -> int:
-    """The most leading tokens whose text ends before the caller's stop string (the stop
-    string is not part of the step, as in the transformers backend)."""
-    cut = text.rfind(stop)
-    kept = text if cut < 0 else text[:cut]
-    for m in range(len(ids), -1, -1):
-        if kept.startswith(tokenizer.decode(ids[:m])):
-            return m
-    return 0
-
-
-def _fingerprint(tokenizer: Any) -> str:
-    """The transformers backend's fingerprint, so an in-process vLLM draft and a
-    transformers target that share a tokenizer pass token ids unchanged."""
-    from specs_engine.backends.hf.lm import tokenizer_fingerprint
-
-    return tokenizer_fingerprint(tokenizer)
 
 
 def load(location: str, *, dtype: Any = "bfloat16", device: Any = None, **kwargs: Any) -> VllmLM:
