@@ -55,7 +55,7 @@ def measure(lm, plan, traffic=None) -> dict:
 
 
 def remote(model: Path, plan, caching: bool) -> dict:
-    from test_vllm import free_port, start_server, stop, wait_healthy
+    from tests.vllm.test_vllm import free_port, start_server, stop, wait_healthy
 
     from specs_engine.backends.openai.lm import OpenAICompatLM
 

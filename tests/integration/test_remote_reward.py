@@ -24,11 +24,8 @@ from tests.unit.test_openai_compat import FakeVllm, free_port, url
 from specs_engine.errors import ConfigError, MissingExtraError, ServerResponseError, ServerUnavailableError
 from specs_engine.models import RewardModel
 from specs_engine.rewards import load_reward_model
-from specs_engine.backends.openai.reward import (
-    RemoteSequenceClassifierReward,
-    RemoteStepTokenPRM,
-    last_step_reward,
-)
+from specs_engine.backends.openai.reward import RemoteSequenceClassifierReward, RemoteStepTokenPRM
+from specs_engine.rewards.score_rules import last_step_reward
 
 STEP = "<extra_0>"
 QUESTION = "What is 2 + 3?"

@@ -9,8 +9,7 @@ from typing import Any, Optional, Sequence
 from specs_engine.backends.hf.common import import_torch, import_transformers, load_model, load_tokenizer
 from specs_engine.errors import ConfigError
 from specs_engine.rewards.formatting import check_solutions
-
-QWEN_PRM_SYSTEM = "Please reason step by step, and put your final answer within \\boxed{}."
+from specs_engine.rewards.prm_layout import QWEN_PRM_SYSTEM, prm_text, step_token_id
 
 
 class StepTokenPRM:
@@ -29,14 +28,9 @@ class StepTokenPRM:
 
     def __init__(self, model: Any, tokenizer: Any, name: Optional[str] = None,
                  step_token: str = "<extra_0>", system_prompt: str = QWEN_PRM_SYSTEM):
-        if step_token not in tokenizer.get_vocab():
-            raise ConfigError(
-                f"step_token={step_token!r} is not a token of this reward model's tokenizer: "
-                "give the separator token it was trained with"
-            )
+        self.step_token_id = step_token_id(tokenizer, step_token)
         self.model, self.tokenizer = model, tokenizer
         self.step_token, self.system_prompt = step_token, system_prompt
-        self.step_token_id = tokenizer.convert_tokens_to_ids(step_token)
         self.name = name or getattr(model.config, "name_or_path", "") or type(model).__name__
         self._lock = threading.Lock()
         from specs_engine.backends.hf.prefix_reuse import PrefixReuse
@@ -64,16 +58,8 @@ class StepTokenPRM:
         return f"StepTokenPRM(name={self.name!r})"
 
     def text(self, question: str, steps: Sequence[str]) -> str:
-        """The PRM's input: every step followed by the separator (stray separators removed)."""
-        answer = "".join(step.replace(self.step_token, "").strip() + self.step_token for step in steps)
-        if getattr(self.tokenizer, "chat_template", None) is None:
-            return f"{question.strip()}\n\n{answer}"
-        messages = [
-            {"role": "system", "content": self.system_prompt},
-            {"role": "user", "content": question},
-            {"role": "assistant", "content": answer},
-        ]
-        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=False)
+        """The PRM's input (prm_layout): every step followed by the separator."""
+        return prm_text(self.tokenizer, question, steps, self.step_token, self.system_prompt)
 
     def score(self, question: str, solutions: Sequence[Sequence[str]]) -> list[float]:
         texts = [self.text(question, steps) for steps in check_solutions(solutions)]

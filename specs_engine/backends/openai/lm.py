@@ -342,31 +342,11 @@ class OpenAICompatLM:
             connect_timeout_s=connect_timeout_s, retries=retries,
         )
         self.role = role
-        self.name, self.context_window = self._health_check(model)
+        self.name, self.context_window = served_model(self.server, model)
         self.tokenizer_fingerprint = tokenizer_fingerprint or self._probe_fingerprint()
 
     def __repr__(self) -> str:
         return f"OpenAICompatLM(role={self.role!r}, model={self.name!r}, base_url={self.server.base_url!r})"
-
-    def _health_check(self, model: str | None) -> tuple[str, int]:
-        """Fail at engine start, naming URL and role, rather than mid-search."""
-        deadline = time.monotonic() + self.server.connect_timeout_s + 10.0
-        listing = run_sync(lambda: self.server.get_json("/v1/models", deadline))
-        served = {m.get("id"): m for m in _field(listing, "data", self.server.where("/v1/models"))
-                  if isinstance(m, dict)}
-        if model is None and len(served) == 1:
-            model = next(iter(served))
-        if model not in served:
-            raise ConfigError(
-                f"model={model!r} is not allowed: the {self.server.where('/v1/models')} "
-                f"serves {sorted(map(str, served))}; pass one of them as model="
-            )
-        window = served[model].get("max_model_len")
-        if not isinstance(window, int) or window < 1:
-            raise ServerResponseError(
-                f"{self.server.where('/v1/models')} gave no max_model_len for {model!r}"
-            )
-        return model, window
 
     def _probe_fingerprint(self) -> str:
         ids = self._tokenize({"prompt": FINGERPRINT_PROBE, "add_special_tokens": False})
@@ -470,6 +450,29 @@ class OpenAICompatLM:
     def close(self) -> None:
         """Close pooled connections (also done at interpreter exit)."""
         run_sync(self.server.aclose)
+
+
+def served_model(server: HttpServer, model: str | None) -> tuple[str, int]:
+    """The served model's name and context window, read from GET /v1/models: a server
+    that is down or does not serve `model` fails at engine start, naming URL and role,
+    rather than mid-search. Every model on a server (language or reward) checks this."""
+    deadline = time.monotonic() + server.connect_timeout_s + 10.0
+    listing = run_sync(lambda: server.get_json("/v1/models", deadline))
+    served = {m.get("id"): m for m in _field(listing, "data", server.where("/v1/models"))
+              if isinstance(m, dict)}
+    if model is None and len(served) == 1:
+        model = next(iter(served))
+    if model not in served:
+        raise ConfigError(
+            f"model={model!r} is not allowed: the {server.where('/v1/models')} "
+            f"serves {sorted(map(str, served))}; pass one of them as model="
+        )
+    window = served[model].get("max_model_len")
+    if not isinstance(window, int) or window < 1:
+        raise ServerResponseError(
+            f"{server.where('/v1/models')} gave no max_model_len for {model!r}"
+        )
+    return model, window
 
 
 def _field(obj: Any, key: str, where: str) -> Any:

@@ -7,22 +7,22 @@
 
 Start the server with `--runner pooling` (docs/deployment.md). Both read the same layout
 as their in-process twins (StepTokenPRM, SequenceClassifierReward), so one model gives one
-score whichever side runs it: the PRM's chat messages come from StepTokenPRM.text itself
+score whichever side runs it: the PRM's chat messages come from rewards/prm_layout.py
 and are rendered by the server's own chat template (/tokenize); the classifier's text is
-format_solution's. Plumbing (health check, timeouts, retries on connection errors only,
+format_solution's; the scores are read by rewards/score_rules.py. Plumbing (health check, timeouts, retries on connection errors only,
 the key kept out of every message) is openai_compat's HttpServer.
 """
 
 from __future__ import annotations
 
 import asyncio
-import math
 from typing import Any, Sequence
 
-from specs_engine.backends.openai.lm import HttpServer, OpenAICompatLM, _field, run_sync
+from specs_engine.backends.openai.lm import HttpServer, _field, run_sync, served_model
 from specs_engine.errors import ConfigError, ServerResponseError
 from specs_engine.rewards.formatting import check_solutions, format_solution
-from specs_engine.backends.hf.step_token import QWEN_PRM_SYSTEM, StepTokenPRM
+from specs_engine.rewards.prm_layout import QWEN_PRM_SYSTEM, prm_layout
+from specs_engine.rewards.score_rules import classifier_reward, last_step_reward
 
 KINDS = ("step_token", "classifier")
 
@@ -34,8 +34,7 @@ class _RemoteReward:
                  timeout_s: float = 60.0, connect_timeout_s: float = 5.0, retries: int = 2):
         self.server = HttpServer(base_url, "reward", api_key=api_key, timeout_s=timeout_s,
                                  connect_timeout_s=connect_timeout_s, retries=retries)
-        # The language models' health check: GET /v1/models, naming URL and role on failure.
-        self.name, self.context_window = OpenAICompatLM._health_check(self, model)
+        self.name, self.context_window = served_model(self.server, model)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(model={self.name!r}, base_url={self.server.base_url!r})"
@@ -46,19 +45,6 @@ class _RemoteReward:
     def close(self) -> None:
         """Close pooled connections (also done at interpreter exit)."""
         run_sync(self.server.aclose)
-
-
-class _ServerChatTemplate:
-    """Stands in for the tokenizer inside StepTokenPRM.text: its "chat template" hands the
-    messages back unrendered, for the server to render with the model's own template.
-    So the PRM layout is written once, in StepTokenPRM.text, for both sides."""
-
-    def __init__(self, has_template: bool):
-        self.chat_template = "server" if has_template else None
-
-    @staticmethod
-    def apply_chat_template(messages: list[dict], **_: Any) -> list[dict]:
-        return list(messages)
 
 
 class RemoteStepTokenPRM(_RemoteReward):
@@ -78,7 +64,8 @@ class RemoteStepTokenPRM(_RemoteReward):
         super().__init__(base_url, model, **server_kwargs)
         self.step_token, self.system_prompt = step_token, system_prompt
         self.step_token_id = self._step_token_id()
-        self.tokenizer = _ServerChatTemplate(self._has_chat_template())
+        self.chat = self._has_chat_template()
+        """Whether the server renders the PRM layout as chat (the model has a template)."""
 
     def _step_token_id(self) -> int:
         ids = run_sync(lambda: self._tokenize(self.step_token))
@@ -103,8 +90,8 @@ class RemoteStepTokenPRM(_RemoteReward):
         return True
 
     def text(self, question: str, steps: Sequence[str]) -> str | list[dict]:
-        """The PRM's input, from StepTokenPRM.text: chat messages, or plain text."""
-        return StepTokenPRM.text(self, question, steps)
+        """The PRM's input (prm_layout): chat messages for the server's template, or plain text."""
+        return prm_layout(question, steps, self.step_token, self.system_prompt, chat=self.chat)
 
     def score(self, question: str, solutions: Sequence[Sequence[str]]) -> list[float]:
         layouts = [self.text(question, steps) for steps in check_solutions(solutions)]
@@ -167,52 +154,6 @@ def _ordered_data(answer: Any, count: int, key: str, where: str) -> list[Any]:
         raise ServerResponseError(f"{where} answered item indices {indices} for {count} inputs")
     by_index = {item["index"]: item for item in items}
     return [_field(by_index[i], key, where) for i in range(count)]
-
-
-def last_step_reward(rows: Any, ids: Sequence[int], step_token_id: int, where: str) -> float:
-    """P(good) at the solution's last step token, from one row per token or one per step
-    token; a count matching neither means the rows cannot be placed, so nothing is read."""
-    steps = [i for i, t in enumerate(ids) if t == step_token_id]
-    rows = list(rows) if isinstance(rows, (list, tuple)) else rows
-    if not steps:
-        raise ServerResponseError(f"{where}: the input holds no step token (id {step_token_id})")
-    if not isinstance(rows, list) or len(rows) not in (len(ids), len(steps)):
-        got = len(rows) if isinstance(rows, list) else type(rows).__name__
-        raise ServerResponseError(
-            f"{where} returned {got} rows for {len(ids)} tokens ({len(steps)} step tokens)"
-        )
-    row = rows[steps[-1]] if len(rows) == len(ids) else rows[-1]
-    if not isinstance(row, (list, tuple)) or len(row) != 2:
-        raise ServerResponseError(f"{where} returned row {row!r}; a PRM needs [P(bad), P(good)]")
-    return _probability(row[1], where)
-
-
-def classifier_reward(logits: Any, sigmoid: bool, where: str) -> float:
-    """SequenceClassifierReward's rule on raw logits: one label -> the score (or its
-    sigmoid), two -> softmax's P(label 1)."""
-    if not isinstance(logits, (list, tuple)) or len(logits) not in (1, 2):
-        raise ServerResponseError(f"{where} returned logits {logits!r}; a reward classifier has 1 or 2 labels")
-    values = [_finite(v, where) for v in logits]
-    if len(values) == 2:
-        return _sigmoid(values[1] - values[0])
-    return _sigmoid(values[0]) if sigmoid else values[0]
-
-
-def _sigmoid(x: float) -> float:
-    return 1.0 / (1.0 + math.exp(-x)) if x >= 0 else math.exp(x) / (1.0 + math.exp(x))
-
-
-def _finite(value: Any, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ServerResponseError(f"{where} returned {value!r}, not a finite number")
-    return float(value)
-
-
-def _probability(value: Any, where: str) -> float:
-    p = _finite(value, where)
-    if not 0.0 <= p <= 1.0:
-        raise ServerResponseError(f"{where} returned probability {p}, outside [0, 1]")
-    return p
 
 
 def load(base_url: str, *, kind: str = "step_token", dtype: Any = None, device: Any = None,

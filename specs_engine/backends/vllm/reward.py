@@ -5,29 +5,26 @@
 
 VllmStepTokenPRM runs LLM.encode(pooling_task="token_classify") and reads P(good) at the
 last step token; VllmSequenceClassifierReward runs LLM.classify on raw logits. Layouts and
-score rules are those of the in-process transformers adapters (StepTokenPRM.text,
-format_solution) and of the remote twins (last_step_reward, classifier_reward), so the
+score rules are the runtime-free ones every adapter uses (rewards/prm_layout.py,
+format_solution, rewards/score_rules.py), so the
 same weights score the same on every backend. vLLM is imported only here, lazily.
 """
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 from typing import Any, Sequence
 
-from specs_engine.backends.vllm import lm as vllm_backend
-from specs_engine.backends.vllm.lm import import_vllm
+from specs_engine.backends.reward_kind import SUPPORTED, model_architectures, reward_kind
+from specs_engine.backends.vllm.lm import ENGINE_LOCK, import_vllm
 from specs_engine.errors import ConfigError
 from specs_engine.rewards.formatting import check_solutions, format_solution
-from specs_engine.backends.openai.reward import classifier_reward, last_step_reward
-from specs_engine.backends.hf.step_token import QWEN_PRM_SYSTEM, StepTokenPRM
+from specs_engine.rewards.prm_layout import QWEN_PRM_SYSTEM, prm_text, step_token_id
+from specs_engine.rewards.score_rules import classifier_reward, last_step_reward
 
-
-ENGINE_LOCK = getattr(vllm_backend, "ENGINE_LOCK", None) or threading.RLock()
-"""In-process vLLM engines share global forward state: two stepping at once (the target's
-verification prefill and the reward, run concurrently by the engine) crash. Every engine
-call must hold one process-wide lock; backends/vllm/lm.py's ENGINE_LOCK when it has one."""
+# In-process vLLM engines share global forward state: two stepping at once (the target's
+# verification prefill and the reward, run concurrently by the engine) crash, so every
+# engine call here holds the language model's process-wide ENGINE_LOCK.
 
 
 class _VllmPooling:
@@ -58,17 +55,12 @@ class VllmStepTokenPRM(_VllmPooling):
     def __init__(self, location: str, *, step_token: str = "<extra_0>",
                  system_prompt: str = QWEN_PRM_SYSTEM, **kwargs: Any):
         super().__init__(location, **kwargs)
-        if step_token not in self.tokenizer.get_vocab():
-            raise ConfigError(
-                f"step_token={step_token!r} is not a token of this reward model's tokenizer: "
-                "give the separator token it was trained with"
-            )
+        self.step_token_id = step_token_id(self.tokenizer, step_token)
         self.step_token, self.system_prompt = step_token, system_prompt
-        self.step_token_id = self.tokenizer.convert_tokens_to_ids(step_token)
 
     def text(self, question: str, steps: Sequence[str]) -> str:
-        """The PRM's input text, exactly as StepTokenPRM lays it out."""
-        return StepTokenPRM.text(self, question, steps)
+        """The PRM's input text (prm_layout), exactly as the transformers StepTokenPRM reads it."""
+        return prm_text(self.tokenizer, question, steps, self.step_token, self.system_prompt)
 
     def score(self, question: str, solutions: Sequence[Sequence[str]]) -> list[float]:
         texts = [self.text(question, steps) for steps in check_solutions(solutions)]
@@ -102,20 +94,16 @@ class VllmSequenceClassifierReward(_VllmPooling):
         return [classifier_reward(list(o.outputs.probs), self.sigmoid, where) for o in outputs]
 
 
-def reward_kind(location: str, trust_remote_code: bool = False) -> str:
+def vllm_reward_kind(location: str, trust_remote_code: bool = False) -> str:
     """"classifier" or "step_token", from the model config's architectures (never its name)."""
-    from specs_engine.rewards import _architectures
-
-    architectures = _architectures(location, trust_remote_code)
-    if any(a.endswith("ForSequenceClassification") for a in architectures):
-        return "classifier"
-    if any(a.endswith(("ForTokenClassification", "ForProcessRewardModel")) for a in architectures):
-        return "step_token"
-    raise ConfigError(
-        f"reward={location!r} is not a reward model vLLM can serve here: its architectures are "
-        f"{architectures}; supported: *ForSequenceClassification, *ForTokenClassification, "
-        "*ForProcessRewardModel"
-    )
+    architectures = model_architectures(location, trust_remote_code)
+    kind = reward_kind(architectures)
+    if kind is None:
+        raise ConfigError(
+            f"reward={location!r} is not a reward model vLLM can serve here: its architectures are "
+            f"{architectures}; supported: {SUPPORTED}"
+        )
+    return kind
 
 
 def load(location: str, *, dtype: Any = "bfloat16", device: Any = None,
@@ -123,6 +111,6 @@ def load(location: str, *, dtype: Any = "bfloat16", device: Any = None,
     """load_reward_model(directory, backend="vllm"). kwargs go to the class and on to
     vllm.LLM (max_model_len, gpu_memory_utilization, trust_remote_code, allow_pickle,
     enforce_eager, step_token, sigmoid, ...); device is the vLLM build's business."""
-    kind = reward_kind(location, kwargs.get("trust_remote_code", False))
+    kind = vllm_reward_kind(location, kwargs.get("trust_remote_code", False))
     cls = VllmSequenceClassifierReward if kind == "classifier" else VllmStepTokenPRM
     return cls(location, dtype=dtype, **kwargs)
