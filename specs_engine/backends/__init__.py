@@ -73,7 +73,7 @@ def load_language_model(
     # An openai location is a server URL, not a model to resolve.
     resolved = os.fspath(location) if backend == "openai" else resolve_location(location)
     key = ("language", resolved, backend, str(dtype), str(device), cache_key(kwargs))
-    return _cached(key, lambda: importlib.import_module(BACKENDS[backend]).load(
+    return load_once(key, lambda: importlib.import_module(BACKENDS[backend]).load(
         resolved, dtype=dtype, device=device, **kwargs))
 
 
@@ -103,7 +103,7 @@ def load_reward_model(spec: Any, dtype: Any = "bfloat16", device: str = "cpu",
     location = location if "://" in location else resolve_location(location)  # URLs are not resolved
     options = dict(dtype=dtype, device=device, trust_remote_code=trust_remote_code, allow_pickle=allow_pickle)
     key = ("reward", location, backend, cache_key({**options, **backend_kwargs}))
-    return _cached(key, lambda: _load_reward(backend, location, options, backend_kwargs))
+    return load_once(key, lambda: _load_reward(backend, location, options, backend_kwargs))
 
 
 def reward_options(backend: str) -> tuple[str, ...]:
@@ -134,13 +134,15 @@ def _is_value_head_dir(location: str) -> bool:
     return (Path(location) / CONFIG_FILE).is_file()
 
 
-def _cached(key: tuple, load: Callable[[], Any]) -> Any:
-    """The model under key, loaded by load() on the first ask. One lock for all: two
-    threads asking for one model load it once."""
+def load_once(key: tuple, load: Callable[[], Any]) -> Any:
+    """What load() returns, made on the first ask for key and kept for the process. key[0]
+    names the role ("language", "reward", or e.g. "engine" for what is built from models).
+    One lock for all: two threads asking for one key load it once."""
     with _cache_lock:
         if key not in _cache:
             _cache[key] = load()
-            _count_load()
+            if key[0] in ("language", "reward"):
+                _count_load()
         return _cache[key]
 
 
@@ -160,8 +162,8 @@ def load_count() -> int:
 
 
 def clear_model_cache(role: str | None = None) -> None:
-    """Forget every loaded model, or those of one role ("language" or "reward"): the next
-    load reads from disk again."""
+    """Forget everything loaded, or what one role holds ("language", "reward", "engine"):
+    the next load reads from disk again."""
     with _cache_lock:
         for key in [k for k in _cache if role is None or k[0] == role]:
             del _cache[key]

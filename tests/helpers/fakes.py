@@ -46,7 +46,9 @@ def fake_engine(delay_s: float = 0.0, reward: float = 0.9) -> RecordingEngine:
 
 def count_loads(monkeypatch) -> list[dict]:
     """Replaces model loading by a recorder that hands out fake engines; returns the
-    list of load calls (the integrations' process-wide engine cache starts empty)."""
+    list of load calls (the process-wide model and engine cache starts empty, and the
+    real one is back after the test)."""
+    from specs_engine import backends
     from specs_integrations import _settings
 
     loads: list[dict] = []
@@ -56,7 +58,7 @@ def count_loads(monkeypatch) -> list[dict]:
         return fake_engine()
 
     monkeypatch.setattr(_settings.SpecsEngine, "from_pretrained", staticmethod(from_pretrained))
-    monkeypatch.setattr(_settings, "_ENGINES", {})
+    monkeypatch.setattr(backends, "_cache", {})
     return loads
 
 
