@@ -1,4 +1,12 @@
-"""Shared fixtures: tiny offline models built once per test session (about a second)."""
+"""Shared fixtures: tiny offline models built once per test session (about a second).
+
+The tiers are folders: tests/unit (scripted models, pure functions, milliseconds),
+tests/integration (tiny real models and the real frameworks; the default command runs
+these two), tests/slow (real Qwen models: -m slow) and tests/vllm (real vLLM, in its own
+venv: scripts/vllm_tier.sh). A test in slow/ or vllm/ carries that marker from its folder,
+so pyproject's addopts deselect it by default even if its file forgets the marker.
+Helpers live in the tests.helpers package.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +22,17 @@ import torch  # noqa: E402
 # spin-waiting makes them up to 30x slower: one thread keeps every test fast.
 # (set_num_threads covers this thread; OMP_NUM_THREADS above covers threads started later.)
 torch.set_num_threads(1)
+
+MARKED_TIERS = ("slow", "vllm")
+"""Folders whose tests get the marker of the same name."""
+
+
+def pytest_collection_modifyitems(config, items):
+    here = os.path.dirname(os.path.abspath(__file__))
+    for item in items:
+        tier = os.path.relpath(str(item.path), here).split(os.sep)[0]
+        if tier in MARKED_TIERS:
+            item.add_marker(getattr(pytest.mark, tier))
 
 
 @pytest.fixture(scope="session")

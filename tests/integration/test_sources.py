@@ -3,7 +3,7 @@
 Registry entries here point at small fake part packages written into tmp_path, and the
 GGUF conversion is replaced by a recording converter, so every path runs in milliseconds.
 The conversion itself (from_config + load_state_dict + save) runs on a tiny Qwen2 model;
-the real Qwen preset is one slow test.
+the real Qwen preset is a slow test (tests/slow/test_real_preset.py).
 """
 
 from __future__ import annotations
@@ -219,22 +219,3 @@ def test_save_as_safetensors_drops_quantization_and_keeps_weights(tmp_path):
     reloaded = AutoModelForCausalLM.from_pretrained(tmp_path, dtype=torch.bfloat16)
     for name, tensor in model.state_dict().items():
         assert torch.equal(reloaded.state_dict()[name], tensor), name
-
-
-@pytest.mark.slow
-def test_real_preset_loads_with_shared_tokenizer_and_chat_template():
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    roles = sources.resolve_preset("qwen2.5-coder")
-    draft, target = sources.resolve(roles["draft"]), sources.resolve(roles["target"])
-    assert sources.is_complete(draft.path, sources.REGISTRY[roles["draft"]])
-    tokenizers = [AutoTokenizer.from_pretrained(r.path) for r in (draft, target)]
-    messages = [{"role": "user", "content": "What is 6 * 7?"}]
-    prompts = [t.apply_chat_template(messages, tokenize=True, add_generation_prompt=True) for t in tokenizers]
-    assert prompts[0] == prompts[1]  # the draft's token ids feed the target as they are
-    assert tokenizers[0].get_vocab() == tokenizers[1].get_vocab()
-    model = AutoModelForCausalLM.from_pretrained(draft.path, dtype=torch.bfloat16)
-    ids = tokenizers[0].apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
-                                            return_dict=True)
-    out = model.generate(**ids, max_new_tokens=24, do_sample=False)
-    assert "42" in tokenizers[0].decode(out[0, ids["input_ids"].shape[1]:])
