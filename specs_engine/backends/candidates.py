@@ -32,6 +32,15 @@ def check_pairs(prefixes: Sequence[Any], continuations: Sequence[Any]) -> None:
         )
 
 
+def pair_up(prefixes: Sequence[Sequence[int]], continuations: Sequence[Sequence[int]]
+            ) -> tuple[list[tuple[list[int], list[int]]], list[int]]:
+    """The checked (prefix, continuation) pairs as lists, and the indices of those with a
+    non-empty continuation: the only ones a runtime must score (the others score [])."""
+    check_pairs(prefixes, continuations)
+    pairs = [(list(p), list(c)) for p, c in zip(prefixes, continuations)]
+    return pairs, [i for i, (_, c) in enumerate(pairs) if c]
+
+
 def prefix_seed(seed: int | None, index: int) -> int | None:
     """The seed of the index-th prefix of one proposal call. vLLM seeds a request's j-th
     sample with seed + j, and one seed for all prefixes would give every beam the same

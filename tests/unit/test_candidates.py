@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from specs_engine.backends.candidates import (
-    check_num_candidates, check_pairs, finish_reason, prefix_seed, stop_strings, text_before_stop,
+    check_num_candidates, check_pairs, finish_reason, pair_up, prefix_seed, stop_strings, text_before_stop,
     tokenizer_fingerprint, tokens_within,
 )
 from specs_engine.errors import ConfigError
@@ -73,3 +73,10 @@ def test_fingerprint_is_equal_exactly_when_ids_mean_the_same_text():
     assert a == tokenizer_fingerprint(_Tokenizer({"b": 1, "<eos>": 2, "a": 0}, 2))
     assert a != tokenizer_fingerprint(_Tokenizer({"a": 1, "b": 0, "<eos>": 2}, 2))
     assert a != tokenizer_fingerprint(_Tokenizer({"a": 0, "b": 1, "<eos>": 2}, 1))
+
+
+def test_pair_up_lists_the_pairs_and_which_need_scoring():
+    pairs, todo = pair_up(((1, 2), (3,), (4,)), ((5,), (), [6, 7]))
+    assert pairs == [([1, 2], [5]), ([3], []), ([4], [6, 7])] and todo == [0, 2]
+    with pytest.raises(ConfigError, match="give one prefix per continuation"):
+        pair_up([[1]], [])

@@ -33,7 +33,7 @@ from specs_engine.errors import (
     SpecsError,
 )
 from specs_engine.backends.candidates import (
-    check_num_candidates, check_pairs, finish_reason, prefix_seed, stop_strings, text_before_stop,
+    check_num_candidates, finish_reason, pair_up, prefix_seed, stop_strings, text_before_stop,
     tokens_within,
 )
 from specs_engine.models import Candidate, Prompt, ProposalParams
@@ -430,9 +430,7 @@ class OpenAICompatLM:
         """One request for every pair: prompt log-probs of prefix + continuation, of which
         the continuation's are kept. Each returned entry is checked against the token id
         sent, so a misaligned answer raises instead of becoming a wrong score."""
-        check_pairs(prefixes, continuations)
-        pairs = [(list(p), list(c)) for p, c in zip(prefixes, continuations)]
-        todo = [i for i, (_, c) in enumerate(pairs) if c]
+        pairs, todo = pair_up(prefixes, continuations)
         if not todo:
             return [[] for _ in pairs]
         payload = {

@@ -24,7 +24,7 @@ import time
 from typing import Any, Sequence
 
 from specs_engine.backends.candidates import (
-    check_num_candidates, check_pairs, finish_reason, prefix_seed, stop_strings, text_before_stop,
+    check_num_candidates, finish_reason, pair_up, prefix_seed, stop_strings, text_before_stop,
     tokenizer_fingerprint, tokens_within,
 )
 from specs_engine.errors import MissingExtraError
@@ -166,9 +166,7 @@ class VllmLM:
     ) -> list[list[float]]:
         """Per-token log p(continuation | prefix), every pair in one batch (deadline is
         accepted for parity with the remote backend; one prefill is not interrupted)."""
-        check_pairs(prefixes, continuations)
-        pairs = [(list(p), list(c)) for p, c in zip(prefixes, continuations)]
-        todo = [i for i, (_, c) in enumerate(pairs) if c]
+        pairs, todo = pair_up(prefixes, continuations)
         out: list[list[float]] = [[] for _ in pairs]
         results = self._prompt_logprobs([pairs[i] for i in todo], read_cache=True)
         retry = [j for j, r in enumerate(results) if r is None]
