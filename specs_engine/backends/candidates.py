@@ -17,7 +17,7 @@ from specs_engine.errors import ConfigError
 from specs_engine.models import FinishReason, ProposalParams
 
 
-def check_num_candidates(num_candidates: Any) -> None:
+def check_count(num_candidates: Any) -> None:
     """Refuse anything but an integer >= 1 (a bool is not a count)."""
     if isinstance(num_candidates, bool) or not isinstance(num_candidates, int) or num_candidates < 1:
         raise ConfigError(f"num_candidates={num_candidates!r} is not allowed: it must be an integer >= 1")
@@ -53,7 +53,7 @@ def stop_strings(params: ProposalParams) -> list[str]:
     return [params.delimiter, *params.stop]
 
 
-def finish_reason(finished: str | None, stop_reason: Any, delimiter: str) -> FinishReason:
+def reported_finish_reason(finished: str | None, stop_reason: Any, delimiter: str) -> FinishReason:
     """Why a vLLM-style output ended: finished is vLLM's finish_reason ("stop", "length",
     or None while still running), stop_reason the matched stop string (None or a token id
     for an end-of-sequence token)."""

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from specs_engine.backends.candidates import (
-    check_num_candidates, check_pairs, finish_reason, pair_up, prefix_seed, stop_strings, text_before_stop,
-    tokenizer_fingerprint, tokens_within,
+    check_count, check_pairs, pair_up, prefix_seed, reported_finish_reason, stop_strings,
+    text_before_stop, tokenizer_fingerprint, tokens_within,
 )
 from specs_engine.errors import ConfigError
 from specs_engine.models import ProposalParams
@@ -15,7 +15,7 @@ from specs_engine.models import ProposalParams
 @pytest.mark.parametrize("count", [0, -1, 1.0, True, "2", None])
 def test_num_candidates_must_be_a_positive_integer(count):
     with pytest.raises(ConfigError, match=f"num_candidates={count!r} is not allowed"):
-        check_num_candidates(count)
+        check_count(count)
 
 
 def test_pairs_must_match_one_to_one():
@@ -40,8 +40,8 @@ def test_stop_strings_put_the_delimiter_first():
     [(None, None, "deadline"), ("length", "\n\n", "length"), ("stop", "\n\n", "delimiter"),
      ("stop", "Q:", "stop"), ("stop", None, "eos"), ("stop", 151645, "eos")],
 )
-def test_finish_reason(finished, stop_reason, expected):
-    assert finish_reason(finished, stop_reason, "\n\n") == expected
+def test_reported_finish_reason(finished, stop_reason, expected):
+    assert reported_finish_reason(finished, stop_reason, "\n\n") == expected
 
 
 def test_text_before_stop_drops_the_stop_string_and_what_follows():

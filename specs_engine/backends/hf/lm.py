@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional, Sequence
 
 from specs_engine.backends.candidates import (
-    check_num_candidates, check_pairs, tokenizer_fingerprint, tokens_within,
+    check_count, check_pairs, tokenizer_fingerprint, tokens_within,
 )
 from specs_engine.backends.hf.common import import_torch, import_transformers, load_model, load_tokenizer
 from specs_engine.errors import ConfigError
@@ -126,7 +126,7 @@ class TransformersLM:
         self, prefixes: Sequence[Sequence[int]], num_candidates: int, params: ProposalParams
     ) -> list[list[Candidate]]:
         """num_candidates sampled next steps per prefix (see the module docstring)."""
-        check_num_candidates(num_candidates)
+        check_count(num_candidates)
         _check_params(params)
         checked = [self._check_prefix(p, f"prefixes[{i}]") for i, p in enumerate(prefixes)]
         generator = torch.Generator(device=self.device)

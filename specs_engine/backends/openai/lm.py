@@ -33,7 +33,7 @@ from specs_engine.errors import (
     SpecsError,
 )
 from specs_engine.backends.candidates import (
-    check_num_candidates, finish_reason, pair_up, prefix_seed, stop_strings, text_before_stop,
+    check_count, pair_up, prefix_seed, reported_finish_reason, stop_strings, text_before_stop,
     tokens_within,
 )
 from specs_engine.models import Candidate, Prompt, ProposalParams
@@ -379,7 +379,7 @@ class OpenAICompatLM:
         """One streamed request per prefix, all in flight at once. Each prefix gets its own
         seed: one seed for all would give every beam the same noise. At the deadline the
         tokens streamed so far come back with finish_reason "deadline"."""
-        check_num_candidates(num_candidates)
+        check_count(num_candidates)
         return run_sync(lambda: self._propose_all(prefixes, num_candidates, params))
 
     async def _propose_all(
@@ -509,7 +509,7 @@ class _Growing:
         self.stop_reason: Any = None
 
     def candidate(self, params: ProposalParams) -> Candidate:
-        reason = finish_reason(self.finish, self.stop_reason, params.delimiter)
+        reason = reported_finish_reason(self.finish, self.stop_reason, params.delimiter)
         if reason != "stop":
             return Candidate(tuple(self.ids), self.text, tuple(self.logprobs), reason)
         keep = tokens_within(len(self.ids), text_before_stop(self.text, self.stop_reason), self._text_of)

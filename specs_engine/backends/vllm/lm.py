@@ -24,7 +24,7 @@ import time
 from typing import Any, Sequence
 
 from specs_engine.backends.candidates import (
-    check_num_candidates, finish_reason, pair_up, prefix_seed, stop_strings, text_before_stop,
+    check_count, pair_up, prefix_seed, reported_finish_reason, stop_strings, text_before_stop,
     tokenizer_fingerprint, tokens_within,
 )
 from specs_engine.errors import MissingExtraError
@@ -99,7 +99,7 @@ class VllmLM:
     ) -> list[list[Candidate]]:
         """All prefixes in one engine batch; at the deadline, unfinished candidates come
         back with the tokens they have and finish_reason "deadline"."""
-        check_num_candidates(num_candidates)
+        check_count(num_candidates)
         requests = {}
         for i, prefix in enumerate(prefixes):
             room = self.context_window - len(prefix)
@@ -230,7 +230,7 @@ def _candidate(out: Any, params: ProposalParams, tokenizer: Any) -> Candidate:
     logprobs = [float(step[t].logprob) for t, step in zip(ids, out.logprobs or [])]
     if len(logprobs) != len(ids):
         raise RuntimeError(f"vLLM returned {len(logprobs)} log-probs for {len(ids)} tokens")
-    reason = finish_reason(out.finish_reason, out.stop_reason, params.delimiter)
+    reason = reported_finish_reason(out.finish_reason, out.stop_reason, params.delimiter)
     if reason == "stop":
         kept = text_before_stop(out.text, out.stop_reason)
         keep = tokens_within(len(ids), kept, lambda m: tokenizer.decode(ids[:m]))
