@@ -15,7 +15,8 @@ against its bf16 de-quantised copy on transformers).
 Figures go to benchmarks/results/llamacpp_bench.json (benchmarks/artefact.py). Run it on a
 quiet machine; --quick only checks that it works (few tokens, one repeat).
 
-Usage: HF_HUB_OFFLINE=1 python benchmarks/llamacpp_bench.py [--n 4] [--repeats 3] [--quick]
+Usage: HF_HUB_OFFLINE=1 python benchmarks/llamacpp_bench.py [--n 4] [--tokens 64] [--repeats 3]
+       [--quick] [--equivalence-only]
 """
 
 from __future__ import annotations
@@ -186,35 +187,44 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--runtimes", default=",".join(RUNTIMES))
     parser.add_argument("--quick", action="store_true", help="check the script works (8 tokens, 1 repeat)")
+    parser.add_argument("--equivalence-only", action="store_true",
+                        help="only part 3 (no timing: its figures do not depend on the machine's load)")
     args = parser.parse_args()
     tokens, repeats = (8, 1) if args.quick else (args.tokens, args.repeats)
-    config = SpecsConfig(n=args.n, beam_width=args.n, max_step_tokens=tokens if args.quick else SpecsConfig.max_step_tokens)
     roles = resolve_preset("qwen2.5-coder")
-    reward = load_reward_model(roles["reward"])
+    models = {runtime: {role: load_language_model(roles[role], backend=runtime) for role in ("draft", "target")}
+              for runtime in args.runtimes.split(",")}
     figures: dict[str, Any] = {"n": args.n, "decode_tokens": tokens, "repeats": repeats}
-    models: dict[str, dict[str, Any]] = {}
-    for runtime in args.runtimes.split(","):
-        models[runtime] = {role: load_language_model(roles[role], backend=runtime) for role in ("draft", "target")}
-        for role, lm in models[runtime].items():
-            for key, value in speeds(lm, args.n, tokens, repeats).items():
-                figures[f"{runtime}.{role}.{key}"] = value
-        if runtime == "llama.cpp":
-            for role in ("draft", "target"):
-                prompt = models[runtime][role].encode_prompt(chat(QUESTION))
-                gguf = gguf_path(str(resolve_location(roles[role])))
-                figures[f"reference.{role}.decode_batch1_ms_per_token"] = reference_decode(gguf, prompt, tokens, repeats)
-        for key, value in rounds(models[runtime]["draft"], models[runtime]["target"], reward, config, repeats).items():
-            figures[f"{runtime}.{key}"] = value
-        print(f"{runtime}: done", file=sys.stderr)
+    if not args.equivalence_only:
+        figures.update(timings(models, roles, args.n, tokens, repeats, quick=args.quick))
     if set(RUNTIMES) <= set(models):
         figures.update({f"equivalence.{k}": v for k, v in equivalence(models, tokens).items()})
     notes = "quick check only (not figures)" if args.quick else "best of --repeats runs"
     out_dir = Path(tempfile.gettempdir()) if args.quick else RESULTS  # a check is not a figure
-    path = write_artefact("llamacpp_bench", figures, notes=notes, out_dir=out_dir)
+    name = "llamacpp_equivalence" if args.equivalence_only else "llamacpp_bench"
+    path = write_artefact(name, figures, notes=notes, out_dir=out_dir)
     for key, value in figures.items():
-        print(f"{key:60s} {value:.2f}" if isinstance(value, float) else f"{key:60s} {value}")
+        print(f"{key:60s} {value:.3f}" if isinstance(value, float) else f"{key:60s} {value}")
     print(f"written to {path}", file=sys.stderr)
 
+
+def timings(models: dict[str, dict[str, Any]], roles: dict[str, str], n: int, tokens: int, repeats: int,
+            quick: bool) -> dict[str, Any]:
+    """Part 4's figures for every runtime loaded (see module docstring)."""
+    config = SpecsConfig(n=n, beam_width=n, max_step_tokens=tokens if quick else SpecsConfig.max_step_tokens)
+    reward = load_reward_model(roles["reward"])
+    figures: dict[str, Any] = {}
+    for runtime, lms in models.items():
+        for role, lm in lms.items():
+            figures.update({f"{runtime}.{role}.{k}": v for k, v in speeds(lm, n, tokens, repeats).items()})
+        if runtime == "llama.cpp":
+            for role, lm in lms.items():
+                gguf = gguf_path(str(resolve_location(roles[role])))
+                reference = reference_decode(gguf, lm.encode_prompt(chat(QUESTION)), tokens, repeats)
+                figures[f"reference.{role}.decode_batch1_ms_per_token"] = reference
+        figures.update({f"{runtime}.{k}": v for k, v in rounds(lms["draft"], lms["target"], reward, config, repeats).items()})
+        print(f"{runtime}: done", file=sys.stderr)
+    return figures
 
 if __name__ == "__main__":
     main()
