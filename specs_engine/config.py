@@ -11,6 +11,7 @@ from dataclasses import dataclass, fields, replace
 from typing import Any, Literal
 
 from specs_engine.errors import ConfigError
+from specs_engine.tool_calls import StructureCheck
 
 METHODS = ("specs", "beam_search", "best_of_n", "rsd", "greedy")
 LOG_RATIOS = ("sum", "mean")
@@ -66,6 +67,12 @@ class SpecsConfig:
     ids: require matching tokenizers (an error otherwise); text: always re-tokenise."""
     seed: int | None = None
     """Fixed seed: the same call gives the same result twice."""
+    structure: StructureCheck | None = None
+    """Structural verification (tool calls, JSON replies): a candidate whose solution
+    fails it is never accepted, and one that completes it (a valid tool call) ends its
+    solution. A draft round left without a valid candidate defers to the target; a round
+    that cannot defer keeps its best candidates and the caller sees the failure when it
+    parses the answer. None: no check."""
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -93,6 +100,8 @@ class SpecsConfig:
         self._check_choice("log_ratio", LOG_RATIOS)
         self._check_choice("final_selection", FINAL_SELECTIONS)
         self._check_choice("token_passing", TOKEN_PASSING)
+        if self.structure is not None and not isinstance(self.structure, StructureCheck):
+            _fail("structure", self.structure, "a StructureCheck or None")
         if not isinstance(self.delimiter, str) or not self.delimiter:
             _fail("delimiter", self.delimiter, "a non-empty string")
 

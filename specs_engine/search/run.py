@@ -157,10 +157,12 @@ class SearchRun:
         return self.prompt_ids[role] + self.roles.model(role).encode(beam.text())
 
     def propose(
-        self, role: Source, beams: Sequence[Beam], per_beam: int, greedy: bool = False
+        self, role: Source, beams: Sequence[Beam], per_beam: int, greedy: bool = False,
+        may_defer: bool = False,
     ) -> list[Proposal]:
         """per_beam candidate next steps for each beam, from one batched model call per
-        token limit (usually one: beams differ in room only near max_new_tokens)."""
+        token limit (usually one: beams differ in room only near max_new_tokens), after
+        the structural check (may_defer: the round can do without any candidate)."""
         model = self.roles.model(role)
         prefixes = [self.prefix(role, beam) for beam in beams]
         limits = [max(self._token_room(beam, len(p), model), 1) for beam, p in zip(beams, prefixes)]
@@ -194,7 +196,26 @@ class SearchRun:
         else:
             self.stats.target_tokens += tokens
         self._considered += len(proposals)
-        return proposals
+        return self._screened(proposals, may_defer)
+
+    def _screened(self, proposals: list[Proposal], may_defer: bool) -> list[Proposal]:
+        """Structural verification (SpecsConfig.structure): a candidate whose solution
+        fails it is dropped, and one that completes it (a valid tool call) ends its
+        solution. A round that cannot defer keeps all its candidates when none passes."""
+        check = self.config.structure
+        if check is None:
+            return proposals
+        kept = []
+        for p in proposals:
+            verdict = check.verdict(p.parent.text() + p.candidate.text, p.candidate.finish_reason)
+            if verdict == "complete":
+                p = replace(p, candidate=replace(p.candidate, finish_reason="stop"))
+            if verdict != "invalid":
+                kept.append(p)
+        if not kept and not may_defer:
+            return proposals
+        self.stats.candidates_rejected_structure += len(proposals) - len(kept)
+        return kept
 
     def verify(self, proposals: Sequence[Proposal]) -> Optional[tuple[list[float], list[float]]]:
         """Target log-ratios and rewards of draft candidates, computed concurrently.
