@@ -68,6 +68,16 @@ class ToolSpec:
             raise ConfigError(f"tool name={self.name!r} is not allowed: a non-empty string")
         object.__setattr__(self, "_validator", _validator(self.parameters, f"tool {self.name!r}"))
 
+    @classmethod
+    def from_openai(cls, tool: Mapping[str, Any]) -> ToolSpec:
+        """From the OpenAI function form ({"type": "function", "function": {...}}), which
+        LangChain's convert_to_openai_tool and LlamaIndex's to_openai_tool both produce."""
+        function = tool.get("function", tool) if isinstance(tool, Mapping) else None
+        if not isinstance(function, Mapping) or not isinstance(function.get("name"), str):
+            raise ConfigError(f"tool {tool!r:.80} is not an OpenAI function: it needs function.name")
+        parameters = function.get("parameters") or {"type": "object", "properties": {}}
+        return cls(function["name"], parameters, function.get("description") or "")
+
     def argument_error(self, arguments: Any) -> Optional[str]:
         """Why the arguments fail the schema, or None when they pass."""
         if not isinstance(arguments, dict):
@@ -99,7 +109,7 @@ class ParsedReply:
     """A reply split into its text and its tool calls."""
 
     content: str
-    """The text outside the <tool_call> blocks, stripped."""
+    """The text outside the <tool_call> blocks (and before an unclosed one)."""
     calls: tuple[ToolCall, ...] = ()
     invalid: tuple[InvalidToolCall, ...] = ()
     pending: bool = False
@@ -108,18 +118,19 @@ class ParsedReply:
 
 def parse_tool_calls(text: str, tools: Sequence[ToolSpec]) -> ParsedReply:
     """Every <tool_call> block of text, each checked against the bound tools."""
-    by_name = {tool.name: tool for tool in tools}
+    by_name: dict[str, list[ToolSpec]] = {}
+    for tool in tools:  # a name bound twice (a class and its schema): either schema may pass
+        by_name.setdefault(tool.name, []).append(tool)
     calls, invalid = [], []
     for match in _CALL.finditer(text):
         call = _parse_one(match.group(1), by_name)
         (invalid if isinstance(call, InvalidToolCall) else calls).append(call)
     rest = _CALL.sub("", text)
     pending = OPEN in rest
-    content = rest.split(OPEN)[0].strip() if pending else rest.strip()
-    return ParsedReply(content, tuple(calls), tuple(invalid), pending)
+    return ParsedReply(rest.split(OPEN)[0], tuple(calls), tuple(invalid), pending)
 
 
-def _parse_one(body: str, tools: Mapping[str, ToolSpec]) -> ToolCall | InvalidToolCall:
+def _parse_one(body: str, tools: Mapping[str, list[ToolSpec]]) -> ToolCall | InvalidToolCall:
     raw = body.strip()
     try:
         data = json.loads(raw)
@@ -135,9 +146,9 @@ def _parse_one(body: str, tools: Mapping[str, ToolSpec]) -> ToolCall | InvalidTo
             pass
     if name not in tools:
         return InvalidToolCall(raw, f"unknown tool {name!r}; bound tools: {', '.join(tools) or 'none'}", name)
-    error = tools[name].argument_error(arguments)
-    if error is not None:
-        return InvalidToolCall(raw, f"arguments fail the schema of {name!r}: {error}", name)
+    errors = [tool.argument_error(arguments) for tool in tools[name]]
+    if None not in errors:
+        return InvalidToolCall(raw, f"arguments fail the schema of {name!r}: {errors[0]}", name)
     return ToolCall(name, arguments)
 
 
@@ -163,9 +174,7 @@ class StructureCheck:
     json_schema: Optional[Mapping[str, Any]] = None
 
     def __post_init__(self) -> None:
-        names = [tool.name for tool in self.tools]
-        if len(set(names)) != len(names):
-            raise ConfigError(f"tools={names} holds a name twice: tool names must be unique")
+        names = list(dict.fromkeys(tool.name for tool in self.tools))
         if self.tool_choice not in ("auto", "any", "none", *names):
             raise ConfigError(
                 f"tool_choice={self.tool_choice!r} is not allowed: use 'auto', 'any', 'none' or a "
