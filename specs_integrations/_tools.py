@@ -9,12 +9,19 @@ specs_engine.tool_prompt for the rendering and why it is ours, not the template'
 
 from __future__ import annotations
 
+import json
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Mapping, Optional, Sequence
 
 from specs_engine.errors import ConfigError
-from specs_engine.tool_calls import ParsedReply, StructureCheck, ToolSpec, parse_tool_calls
+from specs_engine.tool_calls import (
+    InvalidToolCall,
+    ParsedReply,
+    StructureCheck,
+    ToolSpec,
+    parse_tool_calls,
+)
 from specs_engine.tool_prompt import json_section, render_messages, tools_section
 
 UNCLOSED = "the answer ended inside an unclosed <tool_call> (the budget cut it)"
@@ -73,6 +80,18 @@ class ToolBinding:
 
     def parse(self, text: str) -> ParsedReply:
         return parse_tool_calls(text, self.tools)
+
+    def checked(self, text: str) -> ParsedReply:
+        """The reply's calls; when the answer breaks tool_choice (a call under "none", the
+        wrong tool under a named choice), its calls are all invalid, never returned as
+        calls to run."""
+        reply = self.parse(text)
+        if not reply.calls or self.valid(text):
+            return reply
+        broken = tuple(InvalidToolCall(json.dumps({"name": c.name, "arguments": c.arguments}),
+                                       f"breaks tool_choice={self.check.tool_choice!r}", c.name)
+                       for c in reply.calls)
+        return replace(reply, calls=(), invalid=reply.invalid + broken)
 
     def valid(self, text: str) -> bool:
         """Whether a finished answer has the required structure."""

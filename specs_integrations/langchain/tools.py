@@ -32,7 +32,8 @@ def openai_tool(tool: Any) -> dict[str, Any]:
     try:
         return convert_to_openai_tool(tool)
     except Exception as exc:  # re-raised naming the tool: the converter's own errors do not
-        name = getattr(tool, "name", None) or getattr(tool, "__name__", None) or repr(tool)[:60]
+        name = (tool if isinstance(tool, str) else getattr(tool, "name", None)
+                or getattr(tool, "__name__", None) or repr(tool)[:60])
         raise ConfigError(f"tool {name!r} cannot be converted to a JSON schema: {exc}") from exc
 
 
@@ -50,7 +51,7 @@ def reply_fields(text: str, binding: Optional[ToolBinding]) -> dict[str, Any]:
     """An AIMessage's content, tool_calls and invalid_tool_calls for a reply's text."""
     if binding is None or not binding.tools:
         return {"content": text}
-    reply = binding.parse(text)
+    reply = binding.checked(text)
     calls = [ToolCall(name=c.name, args=c.arguments, id=call_id(), type="tool_call") for c in reply.calls]
     invalid = [InvalidToolCall(name=c.name, args=c.text, id=call_id(), error=c.error,
                                type="invalid_tool_call") for c in reply.invalid]
@@ -64,7 +65,7 @@ def structure_metadata(text: str, binding: Optional[ToolBinding]) -> dict[str, A
     """response_metadata keys saying whether the reply has the bound structure."""
     if binding is None:
         return {}
-    calls = bool(binding.tools and binding.parse(text).calls)
+    calls = bool(binding.tools and binding.checked(text).calls)
     return {"structure_valid": binding.valid(text), **({"finish_reason": "tool_calls"} if calls else {})}
 
 
