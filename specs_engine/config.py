@@ -48,7 +48,10 @@ class SpecsConfig:
     rsd_threshold: float = 0.5
     """rsd only: a draft step is accepted when its reward is at least this."""
     temperature: float = 0.7
-    """Sampling temperature of the proposing model (> 0; greedy ignores it)."""
+    """Sampling temperature of the proposing model. 0 means greedy proposals: one
+    candidate per step (n must be 1), the draft's greedy step soft-verified and, when
+    rejected, replaced by the target's greedy step; nothing is sampled, so the same call
+    gives the same answer twice without a seed. (The greedy method ignores it.)"""
     top_p: float = 1.0
     """Nucleus sampling mass of the proposing model, in (0, 1]."""
     selection_temperature: float = 1.0
@@ -88,9 +91,13 @@ class SpecsConfig:
             _fail("beam_width", self.beam_width, f"an integer >= 1 that divides n={self.n}")
         if self.beta < 0:
             _fail("beta", self.beta, "a number >= 0")
-        for name in ("temperature", "selection_temperature"):
-            if getattr(self, name) <= 0:
-                _fail(name, getattr(self, name), "a number > 0")
+        if self.selection_temperature <= 0:
+            _fail("selection_temperature", self.selection_temperature, "a number > 0")
+        if self.temperature < 0:
+            _fail("temperature", self.temperature, "a number >= 0 (0: greedy proposals)")
+        if self.temperature == 0 and self.n != 1:
+            _fail("temperature", self.temperature, f"> 0 when n={self.n}: temperature=0 proposes "
+                  "greedily, so the n candidates would be identical; use n=1, beam_width=1")
         if not 0 < self.top_p <= 1:
             _fail("top_p", self.top_p, "a number in (0, 1]")
         if not math.isfinite(self.accept_threshold) and self.accept_threshold != -math.inf:

@@ -133,8 +133,8 @@ def test_unknown_invoke_kwarg_is_an_error(llm):
 def test_bad_constructor_settings_fail_at_construction(engine):
     with pytest.raises(ValueError, match="beam_width"):
         SpecsLLM(engine=engine, n=6, beam_width=4)
-    with pytest.raises(ValueError, match="temperature=0"):
-        SpecsLLM(engine=engine, temperature=0.0)
+    with pytest.raises(ValueError, match="temperature=0.0 is not allowed.*n=4.*use n=1"):
+        SpecsLLM(engine=engine, temperature=0.0, n=4)
     with pytest.raises(ValueError, match="latency_budget"):
         SpecsLLM(engine=engine, latency_budget=2.0)  # a typo is not silently ignored
     with pytest.raises(ValueError, match="no models: pass engine="):
@@ -144,6 +144,25 @@ def test_bad_constructor_settings_fail_at_construction(engine):
 def test_temperature_zero_means_greedy(engine):
     SpecsLLM(engine=engine, method="greedy", temperature=0.0).invoke("x")
     assert engine.calls[-1]["method"] == "greedy"
+
+
+def test_temperature_zero_means_greedy_proposals_one_candidate_per_step(engine):
+    llm = SpecsLLM(engine=engine, temperature=0.0)
+    first = llm.invoke("x")
+    config = engine.calls[-1]["config"]
+    assert (config.temperature, config.n, config.beam_width) == (0.0, 1, 1)
+    assert llm.invoke("x") == first  # no seed, nothing sampled: the same answer
+
+
+def test_temperature_zero_proposes_greedily_on_real_models(tiny_draft_dir, tiny_target_dir,
+                                                          tiny_reward_dir):
+    llm = SpecsLLM(draft=str(tiny_draft_dir), target=str(tiny_target_dir),
+                   reward=str(tiny_reward_dir), temperature=0.0, max_steps=3, max_new_tokens=24)
+    answers = {llm.invoke("Ann has 3 apples.") for _ in range(2)}
+    assert len(answers) == 1
+    assert llm.get_num_tokens("Ann has 3 apples.") == len(
+        llm.get_engine().target.encode("Ann has 3 apples."))
+    assert llm.get_token_ids("Ann has") != []
 
 
 def test_single_model_role_reaches_the_engine(llm, engine):
@@ -178,7 +197,9 @@ def test_identifying_and_ls_params(llm):
     assert params["target_model"] == "fake-target" and params["reward_model"] == "fake-prm"
     ls = llm._get_ls_params(stop=["\n"], temperature=0.5, max_tokens=64)
     assert ls == {"ls_provider": "specs", "ls_model_name": "fake-target", "ls_model_type": "llm",
-                  "ls_temperature": 0.5, "ls_max_tokens": 64, "ls_stop": ["\n"]}
+                  "ls_temperature": 0.5, "ls_max_tokens": 64, "ls_stop": ["\n"],
+                  "ls_latency_budget_s": 30.0, "ls_method": "specs", "ls_n": 4}
+    assert llm._get_ls_params(latency_budget_s=2.0, max_steps=3)["ls_latency_budget_s"] == 2.0
     assert llm._get_ls_params(model="other")["ls_model_name"] == "other"
 
 

@@ -169,9 +169,9 @@ class SearchRun:
         params = ProposalParams(
             delimiter=self.config.delimiter,
             max_new_tokens=max(limits),
-            temperature=self.config.temperature,
+            temperature=self.config.temperature or 1.0,  # 0: greedy (log-probs at temperature 1)
             top_p=self.config.top_p,
-            greedy=greedy,
+            greedy=greedy or self.config.temperature == 0,
             seed=self.rng.getrandbits(31),
             stop=self.stop,
             deadline=None if self.deadline is None else self.deadline - self._verify_cost(),

@@ -101,6 +101,13 @@ class ChatSpecs(SpecsLangChainBase, BaseChatModel):
             raise ConfigError(f"with_structured_output got unknown arguments {sorted(kwargs)}")
         return structured_output(self, schema, method, include_raw)
 
+    def get_num_tokens_from_messages(self, messages: list[BaseMessage],
+                                     tools: Optional[Sequence[Any]] = None) -> int:
+        """Tokens of the messages as the target reads them: through its chat template,
+        with the tools listed as a call would list them."""
+        kwargs = {"tools": [openai_tool(t) for t in tools]} if tools else {}
+        return self.prompt_token_count(self._prompt(messages, kwargs))
+
     def _prompt(self, messages: list[BaseMessage], kwargs: dict[str, Any]) -> list[dict[str, str]]:
         """The chat-template messages of a call: tool turns written out, tools listed."""
         binding = call_binding(kwargs)
