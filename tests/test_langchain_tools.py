@@ -165,3 +165,20 @@ def test_langchain_create_agent_completes_a_tool_round_trip():
                             {"configurable": {"latency_budget_s": 30.0}})["messages"]
     assert isinstance(messages[1], AIMessage) and messages[1].tool_calls[0]["name"] == "multiply"
     assert messages[2].content == "42" and messages[-1].content == ANSWER
+
+
+def test_a_call_cut_by_the_budget_comes_back_invalid_and_flagged():
+    chat = ChatSpecs(engine=agent_engine(CALL, ANSWER), max_new_tokens=20)
+    reply = chat.bind_tools([multiply]).invoke("What is 6 times 7?")
+    assert reply.tool_calls == [] and reply.response_metadata["budget_exhausted"] is True
+    [invalid] = reply.invalid_tool_calls
+    assert invalid["error"].startswith("the answer ended inside an unclosed <tool_call>")
+    assert invalid["args"] == CALL[:20] and reply.response_metadata["structure_valid"] is False
+
+
+def test_an_openai_style_response_format_is_checked_against_its_schema():
+    schema = {"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]}
+    chat = chat_with(call='{"a": "five"}')
+    reply = chat.bind(response_format={"type": "json_schema",
+                                       "json_schema": {"name": "a", "schema": schema}}).invoke("a?")
+    assert reply.response_metadata["structure_valid"] is False

@@ -185,3 +185,11 @@ def test_a_round_that_cannot_defer_keeps_its_candidates_and_the_failure_shows():
     result = engine.generate("6*7?", config=config, budget=Budget(max_steps=2))
     assert result.text == BAD_ARGS  # the target is the last resort ...
     assert parse_tool_calls(result.text, TOOLS).invalid  # ... and its call parses as invalid
+
+
+def test_rsd_defers_a_round_whose_draft_calls_all_fail():
+    engine, _, target = engine_with([[BAD_ARGS, UNKNOWN]], [[GOOD]])
+    config = SpecsConfig(n=2, beam_width=2, structure=StructureCheck(TOOLS))
+    result = engine.generate("6*7?", method="rsd", config=config, budget=Budget(max_steps=2))
+    assert result.text == GOOD and [s.source for s in result.steps] == ["target"]
+    assert result.stats.draft_rounds_rejected == 1 and result.stats.candidates_rejected_structure == 2

@@ -42,8 +42,9 @@ def call_binding(kwargs: Mapping[str, Any]) -> Optional[ToolBinding]:
     if kwargs.get("tools"):
         return ToolBinding.for_tools(kwargs["tools"], kwargs.get("tool_choice"))
     response_format = kwargs.get("response_format")
-    if response_format is not None:
-        return ToolBinding.for_json(response_format.get("schema"))
+    if response_format is not None:  # ours, or OpenAI's {"json_schema": {"schema": ...}}
+        nested = response_format.get("json_schema") or {}
+        return ToolBinding.for_json(response_format.get("schema") or nested.get("schema"))
     return None
 
 
