@@ -117,17 +117,35 @@ class ParsedReply:
 
 
 def parse_tool_calls(text: str, tools: Sequence[ToolSpec]) -> ParsedReply:
-    """Every <tool_call> block of text, each checked against the bound tools."""
+    """Every <tool_call> block of text, each checked against the bound tools.
+
+    A reply that is nothing but one {"name": ..., "arguments": ...} object (bare, or in a
+    ```json fence) is read as a call too: small Qwen2.5 models often drop the tags (the
+    0.5B Coder model did on the examples' first task)."""
     by_name: dict[str, list[ToolSpec]] = {}
     for tool in tools:  # a name bound twice (a class and its schema): either schema may pass
         by_name.setdefault(tool.name, []).append(tool)
+    bodies = [m.group(1) for m in _CALL.finditer(text)]
+    bare = None if bodies or OPEN in text else _bare_call(text)
     calls, invalid = [], []
-    for match in _CALL.finditer(text):
-        call = _parse_one(match.group(1), by_name)
+    for body in bodies if bare is None else [bare]:
+        call = _parse_one(body, by_name)
         (invalid if isinstance(call, InvalidToolCall) else calls).append(call)
+    if bare is not None:
+        return ParsedReply("", tuple(calls), tuple(invalid))
     rest = _CALL.sub("", text)
     pending = OPEN in rest
     return ParsedReply(rest.split(OPEN)[0], tuple(calls), tuple(invalid), pending)
+
+
+def _bare_call(text: str) -> Optional[str]:
+    """The text as a call's JSON when it is one {"name": str, "arguments": ...} object."""
+    try:
+        data = parse_json_reply(text)
+    except ValueError:
+        return None
+    named = isinstance(data, dict) and isinstance(data.get("name"), str) and "arguments" in data
+    return json.dumps(data) if named else None
 
 
 def _parse_one(body: str, tools: Mapping[str, list[ToolSpec]]) -> ToolCall | InvalidToolCall:

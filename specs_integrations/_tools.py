@@ -16,6 +16,7 @@ from typing import Any, Mapping, Optional, Sequence
 
 from specs_engine.errors import ConfigError
 from specs_engine.tool_calls import (
+    OPEN,
     InvalidToolCall,
     ParsedReply,
     StructureCheck,
@@ -80,6 +81,16 @@ class ToolBinding:
 
     def parse(self, text: str) -> ParsedReply:
         return parse_tool_calls(text, self.tools)
+
+    def streamable(self, text: str) -> str:
+        """The part of a reply so far that can stream as text: what precedes its first
+        <tool_call>, and nothing while it may still turn out to be a bare call object
+        (it starts with "{" or a ``` fence): nothing streamed is ever taken back."""
+        if not self.tools:
+            return text
+        if text.lstrip().startswith(("{", "```")):
+            return ""
+        return text.split(OPEN)[0]
 
     def checked(self, text: str) -> ParsedReply:
         """The reply's calls; when the answer breaks tool_choice (a call under "none", the

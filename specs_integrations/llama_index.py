@@ -39,7 +39,6 @@ from specs_engine.config import Budget
 from specs_engine.errors import ConfigError
 from specs_engine.models import Prompt
 from specs_engine.result import Event, FinalEvent, SearchResult
-from specs_engine.tool_calls import OPEN
 from specs_integrations._tools import UNCLOSED, ToolBinding, call_id
 from specs_integrations._settings import (
     CallPlan,
@@ -239,8 +238,8 @@ class StepResponses:
         return final
 
     def _content(self, text: str) -> str:
-        """Text outside tool calls: what streams before the calls arrive at the end."""
-        return text.split(OPEN)[0] if self.binding is not None else text
+        """What can stream before the calls arrive at the end (ToolBinding.streamable)."""
+        return self.binding.streamable(text) if self.binding is not None else text
 
 
 def response(result: SearchResult, delta: str | None = None,

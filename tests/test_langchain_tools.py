@@ -182,3 +182,14 @@ def test_an_openai_style_response_format_is_checked_against_its_schema():
     reply = chat.bind(response_format={"type": "json_schema",
                                        "json_schema": {"name": "a", "schema": schema}}).invoke("a?")
     assert reply.response_metadata["structure_valid"] is False
+
+
+def test_a_bare_call_object_streams_no_text_and_arrives_as_a_call():
+    bare = '{"name": "multiply", "arguments": {"a": 6, "b": 7}}'
+    chat = chat_with(call=bare)
+    assert chat.bind_tools([multiply]).invoke("6*7?").tool_calls[0]["args"] == {"a": 6, "b": 7}
+    chunks = list(chat.bind_tools([multiply]).stream("6*7?"))
+    assert "".join(c.content for c in chunks) == ""
+    assert [c["name"] for c in chunks[-1].tool_call_chunks] == ["multiply"]
+    text = list(chat_with(call='{"note": 1}').bind_tools([multiply]).stream("6*7?"))
+    assert "".join(c.content for c in text) == '{"note": 1}'  # held back, then sent whole

@@ -52,6 +52,16 @@ def test_malformed_calls_are_invalid_with_the_reason(text, error):
     assert error in reply.invalid[0].error
 
 
+def test_a_reply_that_is_only_a_call_object_is_a_call_even_without_tags():
+    bare = parse_tool_calls('{"name": "multiply", "arguments": {"a": 6, "b": 7}}', TOOLS)
+    assert [c.name for c in bare.calls] == ["multiply"] and bare.content == ""
+    fenced = parse_tool_calls('```json\n{"name": "divide", "arguments": {}}\n```', TOOLS)
+    assert not fenced.calls and "unknown tool 'divide'" in fenced.invalid[0].error
+    prose = parse_tool_calls('Use {"name": "multiply", "arguments": {"a": 6, "b": 7}}', TOOLS)
+    assert not prose.calls and not prose.invalid  # only a reply that is the object itself
+    assert StructureCheck(TOOLS).verdict('{"name": "multiply", "arguments": {"a": 1}}', "eos") == "invalid"
+
+
 def test_an_unclosed_call_is_pending():
     assert parse_tool_calls('Thinking.\n<tool_call>\n{"name": "mul', TOOLS).pending
 

@@ -16,7 +16,6 @@ from pydantic import ConfigDict
 
 from specs_engine.errors import ConfigError
 from specs_engine.result import Event, FinalEvent, SearchResult
-from specs_engine.tool_calls import OPEN
 from specs_integrations._settings import StreamedSteps, result_info, step_info, token_usage
 from specs_integrations._tools import ToolBinding
 from specs_integrations.langchain._settings import SpecsLangChainBase
@@ -170,8 +169,8 @@ class MessageChunks:
     """Turns one call's events into message chunks: one per streamed step, then a last
     chunk with the unstreamed rest, usage and stats (see llms.StepChunks).
 
-    With tools bound, a step's text streams as content up to its first <tool_call>;
-    the calls arrive on the last chunk as tool_call_chunks (their args as JSON text).
+    With tools bound, a step's text streams as content up to its first <tool_call> (or
+    not at all while it may be a bare call object); the calls arrive on the last chunk as tool_call_chunks (their args as JSON text).
     Calls that parse but fail their schema cannot be told apart from valid ones in
     LangChain's chunk form, so the last chunk lists them in
     response_metadata["invalid_tool_calls"] instead (invoke() returns them as
@@ -195,17 +194,15 @@ class MessageChunks:
         if invalid := fields.pop("invalid_tool_calls", []):
             metadata["invalid_tool_calls"] = invalid
         return ChatGenerationChunk(message=AIMessageChunk(
-            content=self._content_delta(event.delta), usage_metadata=usage_metadata(result),
+            content=fields["content"][len(self.content):], usage_metadata=usage_metadata(result),
             tool_call_chunks=[{"name": c["name"], "args": json.dumps(c["args"]), "id": c["id"],
                                "index": i, "type": "tool_call_chunk"} for i, c in enumerate(calls)],
             response_metadata=metadata, chunk_position="last"))
 
     def _content_delta(self, text: str) -> str:
-        """The new text outside tool calls (all of it when no tools are bound)."""
+        """The new text that can stream (see ToolBinding.streamable)."""
         self.text += text
-        if self.binding is None or not self.binding.tools:
-            return text
-        content = self.text.split(OPEN)[0]
+        content = self.binding.streamable(self.text) if self.binding else self.text
         delta, self.content = content[len(self.content):], content
         return delta
 
