@@ -79,9 +79,16 @@ class ToolSpec:
         return cls(function["name"], parameters, function.get("description") or "")
 
     def argument_error(self, arguments: Any) -> Optional[str]:
-        """Why the arguments fail the schema, or None when they pass."""
+        """Why the arguments fail the schema, or None when they pass. Arguments the
+        schema does not declare are refused unless it sets additionalProperties (as
+        OpenAI's strict mode does): a model that invents them has misread the tool."""
         if not isinstance(arguments, dict):
             return f"arguments must be a JSON object, got {type(arguments).__name__}"
+        declared = self.parameters.get("properties")
+        if isinstance(declared, Mapping) and "additionalProperties" not in self.parameters:
+            extra = sorted(set(arguments) - set(declared))
+            if extra:
+                return f"undeclared argument(s) {extra}; {self.name!r} takes {sorted(declared)}"
         return _first_error(self._validator, arguments)  # type: ignore[attr-defined]
 
     def as_json(self) -> dict[str, Any]:

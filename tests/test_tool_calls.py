@@ -45,6 +45,8 @@ def test_a_valid_call_parses_with_its_arguments_and_the_text_around_it():
     (UNKNOWN, "unknown tool 'divide'; bound tools: multiply, lookup"),
     (BAD_ARGS, "arguments fail the schema of 'multiply'"),
     ("<tool_call>[1, 2]</tool_call>", '{"name": ..., "arguments": {...}}'),
+    (call("multiply", {"a": 6, "b": 7, "type": "object"}),
+     "undeclared argument(s) ['type']; 'multiply' takes ['a', 'b']"),
 ])
 def test_malformed_calls_are_invalid_with_the_reason(text, error):
     reply = parse_tool_calls(text, TOOLS)
@@ -99,7 +101,7 @@ def test_bad_tool_settings_are_refused_by_name():
         StructureCheck(TOOLS, "divide")
     with pytest.raises(ConfigError, match="tool 'broken' has an invalid JSON schema"):
         ToolSpec("broken", {"type": "no-such-type"})
-    twice = StructureCheck((MULTIPLY, ToolSpec("multiply")))  # e.g. a class and its schema
+    twice = StructureCheck((MULTIPLY, ToolSpec("multiply", {"type": "object"})))  # two schemas
     assert twice.verdict(BAD_ARGS, "eos") == "complete"  # either schema may pass
     with pytest.raises(ConfigError, match="structure="):
         SpecsConfig(structure="json")
