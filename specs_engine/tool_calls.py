@@ -120,7 +120,9 @@ class ParsedReply:
     calls: tuple[ToolCall, ...] = ()
     invalid: tuple[InvalidToolCall, ...] = ()
     pending: bool = False
-    """An opened <tool_call> that is not closed yet."""
+    """An opened <tool_call> (or bare call object) that is not closed yet."""
+    pending_text: str = ""
+    """The unclosed call's text, from its opening."""
 
 
 def parse_tool_calls(text: str, tools: Sequence[ToolSpec]) -> ParsedReply:
@@ -128,12 +130,15 @@ def parse_tool_calls(text: str, tools: Sequence[ToolSpec]) -> ParsedReply:
 
     A reply that is nothing but one {"name": ..., "arguments": ...} object (bare, or in a
     ```json fence) is read as a call too: small Qwen2.5 models often drop the tags (the
-    0.5B Coder model did on the examples' first task)."""
+    0.5B Coder model did on the examples' first task). A reply that opens such an object
+    and does not close it is pending, like an unclosed <tool_call>."""
     by_name: dict[str, list[ToolSpec]] = {}
     for tool in tools:  # a name bound twice (a class and its schema): either schema may pass
         by_name.setdefault(tool.name, []).append(tool)
     bodies = [m.group(1) for m in _CALL.finditer(text)]
     bare = None if bodies or OPEN in text else _bare_call(text)
+    if bare == "":  # an object begun and not finished: a bare call the step cut short
+        return ParsedReply("", pending=True, pending_text=text)
     calls, invalid = [], []
     for body in bodies if bare is None else [bare]:
         call = _parse_one(body, by_name)
@@ -141,16 +146,17 @@ def parse_tool_calls(text: str, tools: Sequence[ToolSpec]) -> ParsedReply:
     if bare is not None:
         return ParsedReply("", tuple(calls), tuple(invalid))
     rest = _CALL.sub("", text)
-    pending = OPEN in rest
-    return ParsedReply(rest.split(OPEN)[0], tuple(calls), tuple(invalid), pending)
+    content, opened, unclosed = rest.partition(OPEN)
+    return ParsedReply(content, tuple(calls), tuple(invalid), bool(opened), opened + unclosed)
 
 
 def _bare_call(text: str) -> Optional[str]:
-    """The text as a call's JSON when it is one {"name": str, "arguments": ...} object."""
+    """The text as a call's JSON when it is one {"name": str, "arguments": ...} object;
+    "" when it opens an object (or a ```json fence) that does not parse yet."""
     try:
         data = parse_json_reply(text)
     except ValueError:
-        return None
+        return "" if text.lstrip().startswith(("{", "```")) else None
     named = isinstance(data, dict) and isinstance(data.get("name"), str) and "arguments" in data
     return json.dumps(data) if named else None
 

@@ -256,7 +256,7 @@ def response(result: SearchResult, delta: str | None = None,
     invalid = [{"id": call_id(), "name": c.name, "text": c.text, "error": c.error}
                for c in reply.invalid]
     if reply.pending:
-        invalid.append({"id": call_id(), "name": None, "text": result.text[len(reply.content):],
+        invalid.append({"id": call_id(), "name": None, "text": reply.pending_text,
                         "error": UNCLOSED})
     raw["structure_valid"] = binding.valid(result.text)
     return CompletionResponse(text=reply.content, delta=delta, raw=raw, additional_kwargs={

@@ -193,3 +193,11 @@ def test_a_bare_call_object_streams_no_text_and_arrives_as_a_call():
     assert [c["name"] for c in chunks[-1].tool_call_chunks] == ["multiply"]
     text = list(chat_with(call='{"note": 1}').bind_tools([multiply]).stream("6*7?"))
     assert "".join(c.content for c in text) == '{"note": 1}'  # held back, then sent whole
+
+
+def test_a_bare_call_cut_by_the_budget_comes_back_invalid_not_as_text():
+    bare = '{"name": "multiply", "arguments": {"a": 6, "b": 7}}'
+    reply = ChatSpecs(engine=agent_engine(bare, ANSWER), max_new_tokens=20).bind_tools(
+        [multiply]).invoke("6*7?")
+    assert reply.content == "" and reply.tool_calls == []
+    assert reply.invalid_tool_calls[0]["args"] == bare[:20]

@@ -62,6 +62,10 @@ def test_a_reply_that_is_only_a_call_object_is_a_call_even_without_tags():
     prose = parse_tool_calls('Use {"name": "multiply", "arguments": {"a": 6, "b": 7}}', TOOLS)
     assert not prose.calls and not prose.invalid  # only a reply that is the object itself
     assert StructureCheck(TOOLS).verdict('{"name": "multiply", "arguments": {"a": 1}}', "eos") == "invalid"
+    cut = '{"name": "multiply", "argum'  # what the real preset returned at a budget cut
+    assert parse_tool_calls(cut, TOOLS).pending
+    assert StructureCheck(TOOLS).verdict(cut, "length") == "continue"
+    assert StructureCheck(TOOLS).verdict(cut, "eos") == "invalid"
 
 
 def test_an_unclosed_call_is_pending():

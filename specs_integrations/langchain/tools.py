@@ -57,7 +57,7 @@ def reply_fields(text: str, binding: Optional[ToolBinding]) -> dict[str, Any]:
     invalid = [InvalidToolCall(name=c.name, args=c.text, id=call_id(), error=c.error,
                                type="invalid_tool_call") for c in reply.invalid]
     if reply.pending:
-        invalid.append(InvalidToolCall(name=None, args=text[len(reply.content):], id=call_id(),
+        invalid.append(InvalidToolCall(name=None, args=reply.pending_text, id=call_id(),
                                        error=UNCLOSED, type="invalid_tool_call"))
     return {"content": reply.content, "tool_calls": calls, "invalid_tool_calls": invalid}
 
