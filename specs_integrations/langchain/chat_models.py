@@ -16,7 +16,13 @@ from pydantic import ConfigDict
 
 from specs_engine.errors import ConfigError
 from specs_engine.result import Event, FinalEvent, SearchResult
-from specs_integrations._settings import StreamedSteps, result_info, step_info, token_usage
+from specs_integrations._settings import (
+    CallPlan,
+    StreamedSteps,
+    result_info,
+    step_info,
+    token_usage,
+)
 from specs_integrations._tools import ToolBinding
 from specs_integrations.langchain._settings import SpecsLangChainBase
 from specs_integrations.langchain.tools import (
@@ -113,7 +119,8 @@ class ChatSpecs(SpecsLangChainBase, BaseChatModel):
         prompt = to_chat_prompt(messages)
         return binding.prompt(prompt) if binding else ToolBinding.plain(prompt)
 
-    def _prepare(self, stop: Optional[list[str]], kwargs: dict[str, Any]):
+    def _prepare(self, stop: Optional[list[str]], kwargs: dict[str, Any]) -> tuple[CallPlan, dict]:
+        """The base plan, with the bound structure in the engine's config."""
         binding = call_binding(kwargs)
         plan, args = super()._prepare(stop, {k: v for k, v in kwargs.items() if k not in BINDING_KWARGS})
         if binding is not None:
