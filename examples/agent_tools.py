@@ -40,11 +40,13 @@ def run_task(agent: Any, question: str, expected: float, step_budget_s: float) -
     """One task through the agent; what it called, what it answered, how long it took."""
     config = {"configurable": {"latency_budget_s": step_budget_s, "n": 2, "beam_width": 2},
               "recursion_limit": 10}
-    started = time.monotonic()
+    started, messages = time.monotonic(), []
     try:
-        messages = agent.invoke({"messages": [HumanMessage(question)]}, config)["messages"]
+        for state in agent.stream({"messages": [HumanMessage(question)]}, config,
+                                  stream_mode="values"):
+            messages = state["messages"]
     except GraphRecursionError:  # the agent kept calling tools: counted as not answered
-        messages = []
+        pass
     replies = [m for m in messages if isinstance(m, AIMessage)]
     answer = replies[-1].content if replies and not replies[-1].tool_calls else ""
     return {

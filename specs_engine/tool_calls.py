@@ -27,6 +27,7 @@ Verdict = Literal["continue", "complete", "invalid"]
 OPEN, CLOSE = "<tool_call>", "</tool_call>"
 _CALL = re.compile(re.escape(OPEN) + r"(.*?)" + re.escape(CLOSE), re.DOTALL)
 _FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.DOTALL)
+_BARE = re.compile(r'\{\s*"name"\s*:')
 ENDING = ("eos", "stop")
 """Finish reasons that end a solution (see models.Candidate.ends_solution)."""
 
@@ -128,37 +129,64 @@ class ParsedReply:
 def parse_tool_calls(text: str, tools: Sequence[ToolSpec]) -> ParsedReply:
     """Every <tool_call> block of text, each checked against the bound tools.
 
-    A reply that is nothing but one {"name": ..., "arguments": ...} object (bare, or in a
-    ```json fence) is read as a call too: small Qwen2.5 models often drop the tags (the
-    0.5B Coder model did on the examples' first task). A reply that opens such an object
-    and does not close it is pending, like an unclosed <tool_call>."""
+    Without tags, a reply that ends with one {"name": ..., "arguments": ...} object (or is
+    one, in a ```json fence) holds that call: small Qwen2.5 models often drop the tags (the
+    real 0.5B/1.5B Coder models did on the examples' tasks). An object opened and not
+    closed is pending, like an unclosed <tool_call>."""
     by_name: dict[str, list[ToolSpec]] = {}
     for tool in tools:  # a name bound twice (a class and its schema): either schema may pass
         by_name.setdefault(tool.name, []).append(tool)
     bodies = [m.group(1) for m in _CALL.finditer(text)]
     bare = None if bodies or OPEN in text else _bare_call(text)
-    if bare == "":  # an object begun and not finished: a bare call the step cut short
-        return ParsedReply("", pending=True, pending_text=text)
+    if bare is not None:
+        content, body = bare
+        if not body:
+            return ParsedReply(content, pending=True, pending_text=text[len(content):])
+        bodies = [body]
     calls, invalid = [], []
-    for body in bodies if bare is None else [bare]:
+    for body in bodies:
         call = _parse_one(body, by_name)
         (invalid if isinstance(call, InvalidToolCall) else calls).append(call)
     if bare is not None:
-        return ParsedReply("", tuple(calls), tuple(invalid))
+        return ParsedReply(bare[0], tuple(calls), tuple(invalid))
     rest = _CALL.sub("", text)
     content, opened, unclosed = rest.partition(OPEN)
     return ParsedReply(content, tuple(calls), tuple(invalid), bool(opened), opened + unclosed)
 
 
-def _bare_call(text: str) -> Optional[str]:
-    """The text as a call's JSON when it is one {"name": str, "arguments": ...} object;
-    "" when it opens an object (or a ```json fence) that does not parse yet."""
+def bare_call_start(text: str) -> int:
+    """Where a tag-less call object may begin in text (len(text) if nowhere): streaming
+    holds text back from there until the reply is complete."""
+    if text.lstrip().startswith(("{", "```")):
+        return 0
+    match = _BARE.search(text)
+    return match.start() if match else len(text)
+
+
+def _bare_call(text: str) -> Optional[tuple[str, str]]:
+    """(the text before a tag-less call, the call's JSON) when text ends with a call
+    object; (text before it, "") when the object is not finished; None otherwise."""
     try:
-        data = parse_json_reply(text)
+        whole = parse_json_reply(text)
     except ValueError:
-        return "" if text.lstrip().startswith(("{", "```")) else None
-    named = isinstance(data, dict) and isinstance(data.get("name"), str) and "arguments" in data
-    return json.dumps(data) if named else None
+        whole = None
+    else:
+        return ("", json.dumps(whole)) if _names_a_call(whole) else None
+    starts = [m.start() for m in _BARE.finditer(text)]
+    if not starts:
+        return ("", "") if text.lstrip().startswith(("{", "```")) else None
+    tail = text[starts[-1]:]
+    try:
+        data, end = json.JSONDecoder().raw_decode(tail)
+    except ValueError:
+        return text[: starts[-1]], ""
+    if tail[end:].strip().strip("`").strip() or not _names_a_call(data):
+        return None  # prose goes on after it, or it is no call: plain text
+    return text[: starts[-1]], json.dumps(data)
+
+
+def _names_a_call(data: Any) -> bool:
+    return isinstance(data, dict) and isinstance(data.get("name"), str) and "arguments" in data
 
 
 def _parse_one(body: str, tools: Mapping[str, list[ToolSpec]]) -> ToolCall | InvalidToolCall:

@@ -21,6 +21,7 @@ from specs_engine.tool_calls import (
     ParsedReply,
     StructureCheck,
     ToolSpec,
+    bare_call_start,
     parse_tool_calls,
 )
 from specs_engine.tool_prompt import json_section, render_messages, tools_section
@@ -84,13 +85,11 @@ class ToolBinding:
 
     def streamable(self, text: str) -> str:
         """The part of a reply so far that can stream as text: what precedes its first
-        <tool_call>, and nothing while it may still turn out to be a bare call object
-        (it starts with "{" or a ``` fence): nothing streamed is ever taken back."""
+        <tool_call> and before where a tag-less call object may begin (held back until
+        the reply is complete): nothing streamed is ever taken back."""
         if not self.tools:
             return text
-        if text.lstrip().startswith(("{", "```")):
-            return ""
-        return text.split(OPEN)[0]
+        return text.split(OPEN)[0][: bare_call_start(text)]
 
     def checked(self, text: str) -> ParsedReply:
         """The reply's calls; when the answer breaks tool_choice (a call under "none", the

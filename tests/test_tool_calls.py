@@ -59,8 +59,12 @@ def test_a_reply_that_is_only_a_call_object_is_a_call_even_without_tags():
     assert [c.name for c in bare.calls] == ["multiply"] and bare.content == ""
     fenced = parse_tool_calls('```json\n{"name": "divide", "arguments": {}}\n```', TOOLS)
     assert not fenced.calls and "unknown tool 'divide'" in fenced.invalid[0].error
-    prose = parse_tool_calls('Use {"name": "multiply", "arguments": {"a": 6, "b": 7}}', TOOLS)
-    assert not prose.calls and not prose.invalid  # only a reply that is the object itself
+    after = parse_tool_calls('So:\n{"name": "multiply", "arguments": {"a": 6, "b": 7}}\n', TOOLS)
+    assert [c.name for c in after.calls] == ["multiply"] and after.content == "So:\n"
+    wrong = parse_tool_calls('So:\n\n{"name": "7 pens", "arguments": {"n": 7}}', TOOLS)
+    assert "unknown tool '7 pens'" in wrong.invalid[0].error  # the real 1.5B wrote this
+    prose = parse_tool_calls('Use {"name": "multiply", "arguments": {}} to multiply.', TOOLS)
+    assert not prose.calls and not prose.invalid  # prose goes on after it: plain text
     assert StructureCheck(TOOLS).verdict('{"name": "multiply", "arguments": {"a": 1}}', "eos") == "invalid"
     cut = '{"name": "multiply", "argum'  # what the real preset returned at a budget cut
     assert parse_tool_calls(cut, TOOLS).pending
