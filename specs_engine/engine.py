@@ -13,6 +13,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, AsyncIterator, Callable, Iterator, Mapping, Optional, Sequence, Union
 
+from specs_engine import call_context
+from specs_engine.call_context import CallContext
 from specs_engine.config import METHODS, Budget, SpecsConfig
 from specs_engine.errors import ConfigError
 from specs_engine.models import LanguageModel, Prompt, RewardModel
@@ -70,7 +72,7 @@ class SpecsEngine:
                 )
         self.draft, self.target, self.reward = draft, target, _as_reward_model(reward)
         self.clock = clock
-        self._executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="specs-verify")
+        self._executor = ThreadPoolExecutor(max_workers=16, thread_name_prefix="specs-verify")
 
     @classmethod
     def from_pretrained(
@@ -138,19 +140,44 @@ class SpecsEngine:
         on_event: Optional[Callable[[Event], None]] = None,
         cancel: Optional[threading.Event] = None,
     ) -> SearchResult:
-        """Runs one search and returns its result, by the budget's deadline."""
-        run = self._prepare(prompt, method, config, budget, model, stop, on_event, cancel)
-        if method == "specs":
-            run_specs(run)
-        elif method == "rsd":
-            run_rsd(run)
-        elif method == "beam_search":
-            run_beam_search(run, model)
-        elif method == "best_of_n":
-            run_best_of_n(run, model)
-        else:
-            run_greedy(run, model)
-        return run.finish(method)
+        """Runs one search and returns its result, by the budget's deadline. The clock
+        starts here: encoding the prompt and waiting for models other calls are using
+        count against the budget like the search itself."""
+        return self._generate(self.clock(), prompt, method, config, budget, model=model,
+                              stop=stop, on_event=on_event, cancel=cancel)
+
+    def _generate(self, entered: float, prompt: Prompt, method: str, config: ConfigLike,
+                  budget: BudgetLike, *, model: str = "target",
+                  stop: Optional[Sequence[str]] = None,
+                  on_event: Optional[Callable[[Event], None]] = None,
+                  cancel: Optional[threading.Event] = None) -> SearchResult:
+        """generate() for a call that entered at `entered` (a stream's first next())."""
+        budget = _as_budget(budget)
+        with call_context.opened(CallContext(_deadline(budget, self.clock() - entered))) as call:
+            run = self._prepare(prompt, method, config, budget, model, stop, on_event, cancel,
+                                entered=entered, call=call)
+            if method == "specs":
+                run_specs(run)
+            elif method == "rsd":
+                run_rsd(run)
+            elif method == "beam_search":
+                run_beam_search(run, model)
+            elif method == "best_of_n":
+                run_best_of_n(run, model)
+            else:
+                run_greedy(run, model)
+            return run.finish(method)
+
+    def warm_up(self) -> SpecsEngine:
+        """One tiny call through every model, so the first real call's budget pays for
+        no lazy initialisation (allocator, kernels, tokenizer caches). Models are already
+        loaded by construction; call this once after it, before calls with a budget."""
+        method = "specs" if self.draft and self.target and self.reward else (
+            "greedy" if self.reward is None else "beam_search")
+        model = "target" if self.target is not None else "draft"
+        self.generate("Warm-up: 1 + 1 =", method, {"n": 1, "beam_width": 1, "max_step_tokens": 2},
+                      {"max_steps": 1, "max_new_tokens": 2}, model=model)
+        return self
 
     def stream(self, prompt: Prompt, method: str = "specs", config: ConfigLike = None,
                budget: BudgetLike = None, **kwargs: Any) -> Iterator[Event]:
@@ -201,10 +228,12 @@ class SpecsEngine:
                budget: BudgetLike, kwargs: dict[str, Any]) -> threading.Event:
         """Runs generate() in a thread that puts events, an exception, then _DONE."""
         cancel = threading.Event()
+        entered = self.clock()
 
         def work() -> None:
             try:
-                self.generate(prompt, method, config, budget, on_event=put, cancel=cancel, **kwargs)
+                self._generate(entered, prompt, method, config, budget, on_event=put,
+                               cancel=cancel, **kwargs)
             except BaseException as exc:  # handed to the consumer, who re-raises it
                 put(exc)
             finally:
@@ -216,7 +245,8 @@ class SpecsEngine:
     def _prepare(self, prompt: Prompt, method: str, config: ConfigLike, budget: BudgetLike,
                  model: str, stop: Optional[Sequence[str]],
                  on_event: Optional[Callable[[Event], None]],
-                 cancel: Optional[threading.Event]) -> SearchRun:
+                 cancel: Optional[threading.Event], *, entered: Optional[float] = None,
+                 call: Optional[CallContext] = None) -> SearchRun:
         _check_prompt(prompt)
         config, budget = _as_config(config), _as_budget(budget)
         roles = self._roles_for(method, model)
@@ -228,7 +258,7 @@ class SpecsEngine:
             prompt_ids, question_of(prompt), config, budget,
             pass_ids=pass_ids, stop=stop, clock=self.clock, on_event=on_event,
             slots=config.n if method == "best_of_n" else None,
-            cancel=cancel,
+            cancel=cancel, start=entered, call=call,
         )
 
     def _roles_for(self, method: str, model: str) -> list[str]:
@@ -268,6 +298,13 @@ class SpecsEngine:
                 f"{self.target.name!r} tokenize differently; use token_passing='auto' or 'text'"
             )
         return same and config.token_passing != "text"
+
+
+def _deadline(budget: Budget, spent_s: float) -> Optional[float]:
+    """The call's deadline on time.monotonic(), which the backends compare against."""
+    if budget.latency_s is None:
+        return None
+    return time.monotonic() + budget.latency_s - spent_s
 
 
 def _as_reward_model(reward: Optional[RewardLike]) -> Optional[RewardModel]:

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional, Sequence
 
 from specs_engine.backends.hf_common import import_torch, import_transformers, load_model, load_tokenizer
+from specs_engine.call_context import check_deadline, queued
 from specs_engine.errors import ConfigError
 from specs_engine.models import Candidate, FinishReason, Prompt, ProposalParams
 
@@ -99,7 +100,7 @@ class TransformersLM:
     def encode_prompt(self, prompt: Prompt) -> list[int]:
         """Strings are encoded as-is (with BOS if the tokenizer adds one); chat messages go
         through the chat template with the assistant turn opened."""
-        with self.lock:  # rewards sharing this tokenizer pad batches, which mutates it
+        with queued(self.lock):  # rewards sharing this tokenizer pad batches, which mutates it
             if isinstance(prompt, str):
                 ids = self.tokenizer(prompt, add_special_tokens=True)["input_ids"]
             else:
@@ -113,7 +114,7 @@ class TransformersLM:
         return list(ids)
 
     def encode(self, text: str) -> list[int]:
-        with self.lock:
+        with queued(self.lock):
             return list(self.tokenizer.encode(text, add_special_tokens=False))
 
     def decode(self, token_ids: Sequence[int]) -> str:
@@ -130,7 +131,7 @@ class TransformersLM:
         checked = [self._check_prefix(p, f"prefixes[{i}]") for i, p in enumerate(prefixes)]
         generator = torch.Generator(device=self.device)
         generator.manual_seed(params.seed if params.seed is not None else torch.seed())
-        with self.lock, torch.inference_mode():
+        with queued(self.lock), torch.inference_mode():
             return [self._propose_one(p, num_candidates, params, generator) for p in checked]
 
     def _propose_one(
@@ -222,7 +223,7 @@ class TransformersLM:
             groups.setdefault(self._check_prefix(prefix, f"prefixes[{i}]"), []).append(i)
         conts = [self._check_ids(c, f"continuations[{i}]") for i, c in enumerate(continuations)]
         out: list[list[float]] = [[] for _ in conts]
-        with self.lock, torch.inference_mode():
+        with queued(self.lock), torch.inference_mode():
             for prefix, members in groups.items():
                 for chunk in self._chunks(members, conts):
                     for i, scores in zip(chunk, self._score_group(prefix, [conts[i] for i in chunk])):
@@ -287,8 +288,9 @@ class TransformersLM:
         token, for reward heads on this frozen model. Goes through the prefix cache, so a
         solution that extends one scored at the previous step runs only its new tokens."""
         rows = []
-        with self.lock, torch.inference_mode():
+        with queued(self.lock), torch.inference_mode():
             for i, sequence in enumerate(sequences):
+                check_deadline(f"{self.name!r} reading hidden states")  # a reward stops between rows
                 ids = self._check_prefix(sequence, f"sequences[{i}]")
                 if len(ids) < 2:
                     raise ConfigError(f"sequences[{i}] has {len(ids)} token(s); at least 2 are needed")

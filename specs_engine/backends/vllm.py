@@ -23,6 +23,7 @@ import threading
 import time
 from typing import Any, Sequence
 
+from specs_engine.call_context import queued
 from specs_engine.errors import ConfigError, MissingExtraError
 from specs_engine.models import Candidate, FinishReason, Prompt, ProposalParams
 
@@ -126,7 +127,7 @@ class VllmLM:
     def _run(
         self, requests: dict[int, tuple[list[int], Any]], deadline: float | None
     ) -> dict[int, dict[int, Any]]:
-        with ENGINE_LOCK:
+        with queued(ENGINE_LOCK):
             return self._step_until(requests, deadline)
 
     def _step_until(
@@ -197,7 +198,7 @@ class VllmLM:
             skip_reading_prefix_cache=not read_cache, detokenize=False,
         )
         prompts = [{"prompt_token_ids": p + c} for p, c in pairs]
-        with ENGINE_LOCK:
+        with queued(ENGINE_LOCK):
             outputs = self.llm.generate(prompts, sampling, use_tqdm=False)
         return [_continuation(o.prompt_logprobs, p, c) for o, (p, c) in zip(outputs, pairs)]
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from specs_engine.backends.hf_common import import_torch
+from specs_engine.call_context import queued
 from specs_engine.errors import ConfigError
 from specs_engine.rewards.formatting import check_solutions, format_solution
 
@@ -112,7 +113,7 @@ class ValueHeadPRM:
         if not solutions:
             return []
         features = self.features(question, solutions)
-        with self._lock, torch.inference_mode():
+        with queued(self._lock), torch.inference_mode():
             return torch.sigmoid(self.head(features).squeeze(-1)).tolist()
 
     def save_head(self, path: str | os.PathLike, base: Optional[str] = None) -> Path:

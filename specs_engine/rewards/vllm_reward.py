@@ -18,6 +18,7 @@ from typing import Any, Sequence
 
 from specs_engine.backends import vllm as vllm_backend
 from specs_engine.backends.vllm import import_vllm
+from specs_engine.call_context import queued
 from specs_engine.errors import ConfigError
 from specs_engine.rewards.formatting import check_solutions, format_solution
 from specs_engine.rewards.remote import classifier_reward, last_step_reward
@@ -76,7 +77,7 @@ class VllmStepTokenPRM(_VllmPooling):
             return []
         ids = [list(self.tokenizer.encode(t, add_special_tokens=False)) for t in texts]
         params = self._vllm.PoolingParams(use_activation=True)
-        with ENGINE_LOCK:
+        with queued(ENGINE_LOCK):
             outputs = self.llm.encode([{"prompt_token_ids": i} for i in ids], params,
                                       pooling_task="token_classify", use_tqdm=False)
         where = f"reward model {self.name!r} (vLLM token_classify)"
@@ -96,7 +97,7 @@ class VllmSequenceClassifierReward(_VllmPooling):
         if not texts:
             return []
         params = self._vllm.PoolingParams(use_activation=False)
-        with ENGINE_LOCK:
+        with queued(ENGINE_LOCK):
             outputs = self.llm.classify(texts, pooling_params=params, use_tqdm=False)
         where = f"reward model {self.name!r} (vLLM classify)"
         return [classifier_reward(list(o.outputs.probs), self.sigmoid, where) for o in outputs]

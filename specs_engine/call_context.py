@@ -1,0 +1,84 @@
+"""The deadline and the queue time of the call a thread is working for.
+
+The LanguageModel and RewardModel protocols carry a deadline only where a proposal or a
+target score needs one; tokenisation and reward scoring have none in their signatures.
+Rather than widen every signature, the engine opens a CallContext at the call's entry
+(a contextvar, copied into the worker threads the call uses), and the code that can wait
+reads it: a remote request times out at the deadline, an in-process reward checks it
+between sequences, and a shared model's lock adds its wait to the call's queue time.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator, Optional
+
+from specs_engine.errors import DeadlineExceededError
+
+
+@dataclass
+class CallContext:
+    """One call: its time.monotonic() deadline (None: unlimited) and seconds spent
+    waiting for models other calls were using."""
+
+    deadline: Optional[float] = None
+    queued_s: float = 0.0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add_queued(self, seconds: float) -> None:
+        with self._lock:  # the target and the reward may wait at once, in two threads
+            self.queued_s += seconds
+
+
+_current: contextvars.ContextVar[Optional[CallContext]] = contextvars.ContextVar(
+    "specs_call", default=None
+)
+
+
+def current() -> Optional[CallContext]:
+    return _current.get()
+
+
+def current_deadline() -> Optional[float]:
+    """The running call's deadline (time.monotonic() seconds), or None outside a call."""
+    call = _current.get()
+    return None if call is None else call.deadline
+
+
+@contextmanager
+def opened(call: CallContext) -> Iterator[CallContext]:
+    """Makes `call` the current call in this thread (and in threads started via in_call)."""
+    token = _current.set(call)
+    try:
+        yield call
+    finally:
+        _current.reset(token)
+
+
+def in_call(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """fn bound to this thread's current call, for running in a pool's worker thread."""
+    context = contextvars.copy_context()
+    return lambda *args, **kwargs: context.run(fn, *args, **kwargs)
+
+
+def check_deadline(where: str) -> None:
+    """Raises DeadlineExceededError once the current call's deadline has passed: for
+    work done in pieces (a reward scoring solution after solution) to stop between them."""
+    deadline = current_deadline()
+    if deadline is not None and time.monotonic() >= deadline:
+        raise DeadlineExceededError(f"{where}: the call's deadline passed")
+
+
+@contextmanager
+def queued(lock: Any) -> Iterator[None]:
+    """Holds a model's lock; the wait for it counts as the current call's queue time."""
+    started = time.monotonic()
+    with lock:
+        call = _current.get()
+        if call is not None:
+            call.add_queued(time.monotonic() - started)
+        yield

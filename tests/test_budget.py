@@ -1,0 +1,156 @@
+"""The budget covers everything a call does: encoding, queueing for a shared model,
+remote tokenisation and the reward. Fake clocks and scripted slow parts, no timing races:
+real waits here are bounded by a reward or server that blocks until released."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from fake_http import serving
+from scripted import FakeClock, ScriptedLM, ScriptedReward
+from test_remote_reward import FakeRewardServer
+
+from specs_engine import SpecsEngine
+from specs_engine.backends.openai_compat import OpenAICompatLM
+from specs_engine.call_context import CallContext, opened
+from specs_engine.config import Budget, SpecsConfig
+from specs_engine.errors import DeadlineExceededError, ServerUnavailableError
+from specs_engine.rewards.remote import RemoteSequenceClassifierReward
+
+STEPS = lambda i: ["step one\n\n", "step two\n\n", "done \\boxed{1}"][min(i, 2)]  # noqa: E731
+
+
+def lm(name: str, clock: FakeClock, **kwargs) -> ScriptedLM:
+    return ScriptedLM(name, lambda i: [STEPS(i)], clock=clock, **kwargs)
+
+
+class SlowEncoding(ScriptedLM):
+    """Encoding the prompt takes 2 s on the fake clock (a slow remote /tokenize)."""
+
+    def encode_prompt(self, prompt):
+        self.clock.advance(2.0)
+        return super().encode_prompt(prompt)
+
+
+def test_the_clock_starts_at_entry_so_prompt_encoding_counts():
+    clock = FakeClock()
+    model = SlowEncoding("m", lambda i: [STEPS(i)], clock=clock, propose_cost=0.1)
+    engine = SpecsEngine(target=model, clock=clock)
+    result = engine.generate("q", "greedy", budget=Budget(latency_s=1.0))
+    assert result.stats.wall_s == pytest.approx(2.0)  # the encoding is in the call's time
+    assert result.stop_reason == "latency" and model.propose_calls == 0  # and spent its budget
+
+
+def test_waiting_for_a_model_another_call_holds_is_queue_time(tiny_draft_dir):
+    from specs_engine.backends.transformers import TransformersLM
+
+    model = TransformersLM.from_pretrained(tiny_draft_dir, dtype="float32")
+    engine = SpecsEngine(target=model)
+    held = threading.Event()
+
+    def other_call() -> None:  # holds the model the way a concurrent call's prefill does
+        with model.lock:
+            held.set()
+            time.sleep(0.3)
+
+    threading.Thread(target=other_call).start()
+    held.wait()
+    result = engine.generate("q", "greedy", budget=Budget(max_steps=1, max_new_tokens=2))
+    assert result.stats.queue_s >= 0.25
+    assert result.stats.wall_s >= result.stats.queue_s
+
+
+def test_a_reward_slower_than_the_deadline_is_cut_and_the_round_salvaged():
+    clock = FakeClock()
+    release = threading.Event()
+
+    def stuck(question, steps):  # a Python callable reward that hangs (5 s at most)
+        release.wait(5)
+        return 1.0
+
+    engine = SpecsEngine(target=lm("t", clock, propose_cost=0.9), reward=stuck, clock=clock)
+    started = time.monotonic()
+    try:
+        result = engine.generate("q", "beam_search", SpecsConfig(n=2, beam_width=2),
+                                 Budget(latency_s=1.0))
+    finally:
+        release.set()
+    assert time.monotonic() - started < 2.0  # the search stopped waiting at the deadline
+    assert result.stats.reward_cut and result.stop_reason == "latency"
+    assert [s.reward for s in result.steps] == [None] and result.text == "step one\n\n"
+
+
+def test_an_in_process_reward_stops_between_sequences_at_the_deadline(tiny_draft_dir):
+    from specs_engine.backends.transformers import TransformersLM
+
+    model = TransformersLM.from_pretrained(tiny_draft_dir, dtype="float32")
+    with opened(CallContext(deadline=time.monotonic() - 1)):
+        with pytest.raises(DeadlineExceededError):
+            model.last_hidden_states([[1, 2, 3], [1, 2, 3, 4]])
+    assert model.last_hidden_states([[1, 2, 3]]).shape[0] == 1  # outside a call: no limit
+
+
+def test_best_of_n_ranks_its_samples_by_reward_even_when_the_deadline_cuts_it():
+    clock = FakeClock()
+    menu = lambda i: ["good\n\n", "bad\n\n"] if i == 0 else ["more\n\n"]  # noqa: E731
+    model = ScriptedLM("m", menu, clock=clock, propose_cost=0.4)
+    reward = ScriptedReward({"good\n\n": 0.9, "bad\n\n": 0.1})
+    engine = SpecsEngine(target=model, reward=reward, clock=clock)
+    result = engine.generate("q", "best_of_n", SpecsConfig(n=2, beam_width=2),
+                             Budget(latency_s=1.0, max_steps=50))
+    assert result.stop_reason == "latency"
+    assert result.steps[0].text == "good\n\n" and result.steps[0].reward == 0.9
+
+
+class HangingServer(FakeRewardServer):
+    """The fake vLLM server, hanging (until the test ends) on the paths in server.hang."""
+
+    def do_POST(self) -> None:
+        if self.path in getattr(self.server, "hang", ()):
+            self.server.release.wait(30)
+            return
+        super().do_POST()
+
+    def do_GET(self) -> None:
+        if self.path in getattr(self.server, "hang", ()):
+            self.server.release.wait(30)
+            return
+        super().do_GET()
+
+
+def url(httpd) -> str:
+    return f"http://127.0.0.1:{httpd.server_address[1]}"
+
+
+def test_a_hung_tokenize_ends_the_call_at_its_deadline():
+    with serving(HangingServer) as httpd:
+        target = OpenAICompatLM(url(httpd), role="target", timeout_s=5.0, tokenizer_fingerprint="x")
+        httpd.hang = {"/tokenize"}
+        started = time.monotonic()
+        with pytest.raises(DeadlineExceededError, match="/tokenize"):
+            SpecsEngine(target=target).generate("q", "greedy", budget=Budget(latency_s=0.5))
+        assert time.monotonic() - started < 2.0  # not the request's own 5 s timeout
+
+
+def test_a_hung_remote_reward_gives_a_flagged_result_at_the_deadline():
+    with serving(HangingServer) as httpd:
+        reward = RemoteSequenceClassifierReward(url(httpd), timeout_s=5.0)
+        httpd.hang = {"/classify"}
+        clock = FakeClock()
+        engine = SpecsEngine(target=lm("t", clock, propose_cost=0.0), reward=reward)
+        started = time.monotonic()
+        result = engine.generate("q", "beam_search", SpecsConfig(n=2, beam_width=2),
+                                 Budget(latency_s=0.5))
+        assert time.monotonic() - started < 2.0
+        assert result.stats.reward_cut and result.stop_reason == "latency"
+
+
+def test_a_hung_models_listing_at_construction_is_not_a_deadline(monkeypatch):
+    monkeypatch.setattr("specs_engine.backends.openai_compat.HEALTH_CHECK_S", 0.3, raising=False)
+    with serving(HangingServer) as httpd:
+        httpd.hang = {"/v1/models"}
+        with pytest.raises(ServerUnavailableError, match="/v1/models"):  # no call, no deadline
+            OpenAICompatLM(url(httpd), role="target", connect_timeout_s=0.2)
