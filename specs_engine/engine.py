@@ -139,19 +139,13 @@ class SpecsEngine:
         stop: Optional[Sequence[str]] = None,
         on_event: Optional[Callable[[Event], None]] = None,
         cancel: Optional[threading.Event] = None,
+        entered: Optional[float] = None,
     ) -> SearchResult:
         """Runs one search and returns its result, by the budget's deadline. The clock
-        starts here: encoding the prompt and waiting for models other calls are using
-        count against the budget like the search itself."""
-        return self._generate(self.clock(), prompt, method, config, budget, model=model,
-                              stop=stop, on_event=on_event, cancel=cancel)
-
-    def _generate(self, entered: float, prompt: Prompt, method: str, config: ConfigLike,
-                  budget: BudgetLike, *, model: str = "target",
-                  stop: Optional[Sequence[str]] = None,
-                  on_event: Optional[Callable[[Event], None]] = None,
-                  cancel: Optional[threading.Event] = None) -> SearchResult:
-        """generate() for a call that entered at `entered` (a stream's first next())."""
+        starts at entry: encoding the prompt and waiting for models other calls are using
+        count against the budget like the search itself. `entered` is the clock's value
+        when the call entered (stream() passes its own: its search runs in a thread)."""
+        entered = self.clock() if entered is None else entered
         budget = _as_budget(budget)
         with call_context.opened(CallContext(_deadline(budget, self.clock() - entered))) as call:
             run = self._prepare(prompt, method, config, budget, model, stop, on_event, cancel,
@@ -232,8 +226,8 @@ class SpecsEngine:
 
         def work() -> None:
             try:
-                self._generate(entered, prompt, method, config, budget, on_event=put,
-                               cancel=cancel, **kwargs)
+                self.generate(prompt, method, config, budget, on_event=put, cancel=cancel,
+                              entered=entered, **kwargs)
             except BaseException as exc:  # handed to the consumer, who re-raises it
                 put(exc)
             finally:
