@@ -336,20 +336,29 @@ def _as_budget(budget: BudgetLike) -> Budget:
     raise ConfigError(f"budget={budget!r} is not allowed: pass a Budget, a dict or None")
 
 
+ROLES = ("system", "user", "assistant", "tool")
+"""Chat roles the models' chat templates render."""
+
+
 def _check_prompt(prompt: Prompt) -> None:
     if isinstance(prompt, str):
         if not prompt.strip():
             raise ConfigError("prompt is empty: pass a non-empty string or chat messages")
         return
-    if isinstance(prompt, Sequence) and prompt and all(
+    if not (isinstance(prompt, Sequence) and prompt and all(
         isinstance(m, Mapping) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)
         for m in prompt
-    ):
-        return
-    raise ConfigError(
-        f"prompt={prompt!r:.80} is not allowed: pass a non-empty string or a non-empty list "
-        "of {'role': str, 'content': str} messages"
-    )
+    )):
+        raise ConfigError(
+            f"prompt={prompt!r:.80} is not allowed: pass a non-empty string or a non-empty list "
+            "of {'role': str, 'content': str} messages"
+        )
+    for i, message in enumerate(prompt):
+        if message["role"] not in ROLES:
+            raise ConfigError(f"prompt[{i}]['role']={message['role']!r} is not allowed: "
+                              f"roles are {', '.join(ROLES)}")
+        if not message["content"].strip():
+            raise ConfigError(f"prompt[{i}]['content'] is blank: every message needs text")
 
 
 def _check_stop(stop: Optional[Sequence[str]]) -> tuple[str, ...]:

@@ -259,7 +259,8 @@ def _cache_errors(root: Path) -> Iterator[None]:
     try:
         yield
     except OSError as exc:
-        if exc.errno not in (errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT):
+        if exc.errno not in (errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT,
+                             errno.ENOTDIR):
             raise
         raise SpecsError(
             f"the model cache {root} cannot be written ({exc.strerror or exc}): point $SPECS_CACHE "

@@ -206,6 +206,11 @@ def validate_overrides(
     error names what the caller wrote.
     """
     shown = shown or {}
+    for alias, name in _ALIASES.items():  # as the constructor does
+        if alias in overrides and name in overrides:
+            raise ConfigError(f"{shown.get(alias, alias)}={overrides[alias]!r} and "
+                              f"{shown.get(name, name)}={overrides[name]!r} both given: "
+                              f"{alias} is an alias of {name}; give one")
     unknown = sorted(set(overrides) - set(ACCEPTED))
     if unknown:
         raise ConfigError(

@@ -14,9 +14,10 @@ import importlib
 import importlib.util
 import os
 import threading
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
 
-from specs_engine.errors import ConfigError
+from specs_engine.errors import ConfigError, SpecsError
 from specs_engine.models import LanguageModel
 
 BACKENDS = {
@@ -55,9 +56,29 @@ def load_language_model(
     with _cache_lock:  # one lock for all: two threads asking for one model load it once
         if key not in _cache:
             module = importlib.import_module(BACKENDS[backend])
-            _cache[key] = module.load(resolved, dtype=dtype, device=device, **kwargs)
+            with named_load_errors("model", resolved):
+                _cache[key] = module.load(resolved, dtype=dtype, device=device, **kwargs)
             _count_load()
         return _cache[key]
+
+
+@contextmanager
+def named_load_errors(what: str, location: str) -> Iterator[None]:
+    """A library's failure to read a model (a broken config.json, an empty folder, a hub
+    id while offline) becomes a ConfigError naming the location, not a raw traceback."""
+    try:
+        yield
+    except SpecsError:
+        raise
+    except (OSError, ValueError, KeyError) as exc:
+        detail = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else "no detail"
+        offline = " (HF_HUB_OFFLINE is set: hub ids must already be in the local HF cache)" \
+            if os.environ.get("HF_HUB_OFFLINE") and "/" in location and not os.path.exists(location) else ""
+        raise ConfigError(
+            f"{what} location={location!r} could not be loaded: {type(exc).__name__}: {detail}; "
+            f"give a model directory (config.json, tokenizer and safetensors weights), a hub id "
+            f"or a registry name{offline}"
+        ) from exc
 
 
 def cache_key(kwargs: dict[str, Any]) -> tuple:

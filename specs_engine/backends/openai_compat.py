@@ -589,8 +589,10 @@ def _token_id(token: Any, where: str) -> int:
 
 
 def _number(value: Any, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
-        raise ServerResponseError(f"{where} returned log-prob {value!r}, not a number")
+    """A log-prob: a number <= 0 (-inf allowed: a token of probability 0; +inf or NaN
+    would poison every score they enter)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value <= 1e-3:
+        raise ServerResponseError(f"{where} returned log-prob {value!r}; a log-prob is a number <= 0")
     return float(value)
 
 

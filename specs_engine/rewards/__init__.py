@@ -73,7 +73,7 @@ def load_reward_model(spec: Any, dtype: Any = "bfloat16", device: str = "cpu",
         raise ConfigError(
             f"backend={backend!r} is not allowed for the reward: use transformers, {', '.join(REWARD_BACKENDS)}"
         )
-    from specs_engine.backends import cache_key, resolve_location
+    from specs_engine.backends import cache_key, named_load_errors, resolve_location
 
     location = os.fspath(spec)
     location = location if "://" in location else resolve_location(location)  # URLs are not resolved
@@ -81,7 +81,8 @@ def load_reward_model(spec: Any, dtype: Any = "bfloat16", device: str = "cpu",
     key = (location, backend, cache_key({**options, **backend_kwargs}))
     with _cache_lock:
         if key not in _cache:
-            _cache[key] = _load_with(backend, location, options, backend_kwargs)
+            with named_load_errors("reward", location):
+                _cache[key] = _load_with(backend, location, options, backend_kwargs)
         return _cache[key]
 
 
@@ -152,7 +153,10 @@ def _load_location(location: str, *, dtype: Any, device: str, trust_remote_code:
 def _architectures(location: str, trust_remote_code: bool) -> list[str]:
     config_file = Path(location) / "config.json"
     if config_file.is_file():
-        return list(json.loads(config_file.read_text()).get("architectures") or [])
+        try:
+            return list(json.loads(config_file.read_text()).get("architectures") or [])
+        except (ValueError, AttributeError) as exc:
+            raise ConfigError(f"{config_file} is not a model config: {exc}") from None
     if Path(location).exists():
         raise ConfigError(f"reward={location!r} holds neither {config_file.name} nor a value head config")
     from specs_engine.backends.hf_common import import_transformers

@@ -139,8 +139,11 @@ def read_config(path: str | os.PathLike) -> dict[str, Any]:
     file = Path(path) / CONFIG_FILE
     if not file.is_file():
         raise ConfigError(f"head_path={os.fspath(path)!r} holds no {CONFIG_FILE}: not a saved value head")
-    meta = json.loads(file.read_text())
-    if meta.get("type") != HEAD_TYPE or "base_model" not in meta or "hidden_size" not in meta:
+    try:
+        meta = json.loads(file.read_text())
+    except ValueError as exc:
+        raise ConfigError(f"{file} is not valid JSON ({exc}): not a value head config") from None
+    if not isinstance(meta, dict) or meta.get("type") != HEAD_TYPE or "base_model" not in meta or "hidden_size" not in meta:
         raise ConfigError(
             f"{file} is not a value head config: it needs type={HEAD_TYPE!r}, base_model and hidden_size"
         )
