@@ -27,6 +27,8 @@ class CallContext:
 
     deadline: Optional[float] = None
     queued_s: float = 0.0
+    load_s: float = 0.0
+    """Seconds spent loading models for this call before it entered the engine."""
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add_queued(self, seconds: float) -> None:
@@ -37,6 +39,22 @@ class CallContext:
 _current: contextvars.ContextVar[Optional[CallContext]] = contextvars.ContextVar(
     "specs_call", default=None
 )
+
+
+_loading: contextvars.ContextVar[float] = contextvars.ContextVar("specs_load_s", default=0.0)
+
+
+def note_load(seconds: float) -> None:
+    """A caller (an integration building its engine lazily) spent `seconds` loading models
+    for the call it is about to make; that call reports them as stats.load_s."""
+    _loading.set(_loading.get() + seconds)
+
+
+def take_load() -> float:
+    """The load time noted in this context since the last call took it (once)."""
+    seconds = _loading.get()
+    _loading.set(0.0)
+    return seconds
 
 
 def current() -> Optional[CallContext]:

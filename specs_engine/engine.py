@@ -17,7 +17,7 @@ from specs_engine import call_context
 from specs_engine.call_context import CallContext
 from specs_engine.config import METHODS, Budget, SpecsConfig
 from specs_engine.errors import ConfigError
-from specs_engine.models import LanguageModel, Prompt, RewardModel
+from specs_engine.models import LanguageModel, Prompt, ProposalParams, RewardModel
 from specs_engine.result import Event, FinalEvent, SearchResult
 from specs_engine.search.beam_search import run_beam_search
 from specs_engine.search.best_of_n import run_best_of_n
@@ -147,7 +147,8 @@ class SpecsEngine:
         when the call entered (stream() passes its own: its search runs in a thread)."""
         entered = self.clock() if entered is None else entered
         budget = _as_budget(budget)
-        with call_context.opened(CallContext(_deadline(budget, self.clock() - entered))) as call:
+        call = CallContext(_deadline(budget, self.clock() - entered), load_s=call_context.take_load())
+        with call_context.opened(call):
             run = self._prepare(prompt, method, config, budget, model, stop, on_event, cancel,
                                 entered=entered, call=call)
             if method == "specs":
@@ -163,14 +164,18 @@ class SpecsEngine:
             return run.finish(method)
 
     def warm_up(self) -> SpecsEngine:
-        """One tiny call through every model, so the first real call's budget pays for
-        no lazy initialisation (allocator, kernels, tokenizer caches). Models are already
-        loaded by construction; call this once after it, before calls with a budget."""
-        method = "specs" if self.draft and self.target and self.reward else (
-            "greedy" if self.reward is None else "beam_search")
-        model = "target" if self.target is not None else "draft"
-        self.generate("Warm-up: 1 + 1 =", method, {"n": 1, "beam_width": 1, "max_step_tokens": 2},
-                      {"max_steps": 1, "max_new_tokens": 2}, model=model)
+        """One tiny proposal, score and reward through every model, so the first real
+        call's budget pays for no lazy initialisation (allocator, kernels, tokenizer
+        caches). Models already loaded at construction; call this once before calls with
+        a budget, e.g. `SpecsEngine.from_pretrained(preset="qwen2.5-coder").warm_up()`."""
+        params = ProposalParams(delimiter="\n\n", max_new_tokens=2, greedy=True)
+        for lm in (self.draft, self.target):
+            if lm is not None:
+                ids = lm.encode_prompt("Warm-up: 1 + 1 =")
+                [candidates] = lm.propose([ids], 1, params)
+                lm.score([ids], [list(candidates[0].token_ids) or ids[-1:]])
+        if self.reward is not None:
+            self.reward.score("Warm-up: 1 + 1 =", [["1 + 1 = 2."]])
         return self
 
     def stream(self, prompt: Prompt, method: str = "specs", config: ConfigLike = None,
@@ -222,9 +227,10 @@ class SpecsEngine:
                budget: BudgetLike, kwargs: dict[str, Any]) -> threading.Event:
         """Runs generate() in a thread that puts events, an exception, then _DONE."""
         cancel = threading.Event()
-        entered = self.clock()
+        entered, loaded = self.clock(), call_context.take_load()
 
         def work() -> None:
+            call_context.note_load(loaded)  # this thread's context is a new one
             try:
                 self.generate(prompt, method, config, budget, on_event=put, cancel=cancel,
                               entered=entered, **kwargs)

@@ -41,6 +41,9 @@ class Stats:
     queue_s: float = 0.0
     """Seconds the call waited for models other calls were using (part of wall_s: the
     budget's clock starts when the call enters the engine)."""
+    load_s: float = 0.0
+    """Seconds this call spent loading models before its clock started (an integration's
+    first call, when nothing loaded them before: see warm_up()); not part of wall_s."""
     reward_cut: bool = False
     """True when the deadline cut a reward call: that round kept its likeliest candidate
     unscored (reward None), as when the deadline cuts the target's verification."""

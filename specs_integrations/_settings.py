@@ -12,12 +12,14 @@ from __future__ import annotations
 import functools
 import os
 import threading
+import time
 from dataclasses import asdict, dataclass
 from typing import Annotated, Any, Literal, Mapping, Optional
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, TypeAdapter
 from pydantic import ValidationError, model_validator
 
+from specs_engine.call_context import note_load, take_load
 from specs_engine.config import Budget, SpecsConfig
 from specs_engine.engine import SpecsEngine
 from specs_engine.errors import ConfigError, SpecsError
@@ -196,6 +198,13 @@ class SpecsFields(BaseModel):
                                          self.device, self.serving_kwargs())
         return self._engine
 
+    def warm_up(self):
+        """Loads the models and runs one tiny call through them now, so no call's budget
+        pays for loading (the first call reports any load it did as stats.load_s)."""
+        self.get_engine().warm_up()
+        take_load()
+        return self
+
     def model_names(self) -> dict[str, Optional[str]]:
         """Models by role, without loading anything (for cache keys and tracing)."""
         if self.engine is not None:
@@ -330,12 +339,16 @@ def shared_engine(locations: Mapping[str, Any], backend: str, dtype: str, device
     threads ask at the same time: LangChain re-creates a configured object on every call."""
     key = (tuple(sorted((k, _hashable(v)) for k, v in locations.items())), backend, dtype,
            device, tuple(sorted((k, repr(v)) for k, v in backend_kwargs.items())))
-    with _ENGINES_LOCK:
+    if key in _ENGINES:
+        return _ENGINES[key]
+    started = time.monotonic()
+    with _ENGINES_LOCK:  # loading, or waiting for another thread's load of the same models
         if key not in _ENGINES:
             _ENGINES[key] = SpecsEngine.from_pretrained(
                 **locations, backend=backend, dtype=dtype, device=device, **backend_kwargs
             )
-        return _ENGINES[key]
+    note_load(time.monotonic() - started)  # the call about to run reports it as load_s
+    return _ENGINES[key]
 
 
 def _hashable(value: Any) -> Any:

@@ -154,3 +154,26 @@ def test_a_hung_models_listing_at_construction_is_not_a_deadline(monkeypatch):
         httpd.hang = {"/v1/models"}
         with pytest.raises(ServerUnavailableError, match="/v1/models"):  # no call, no deadline
             OpenAICompatLM(url(httpd), role="target", connect_timeout_s=0.2)
+
+
+def test_a_call_that_loads_the_models_reports_the_load_apart(tiny_draft_dir, tiny_target_dir,
+                                                             monkeypatch):
+    from specs_engine.backends import clear_model_cache
+    from specs_integrations import _settings
+    from specs_integrations.llama_index import SpecsLLM
+
+    clear_model_cache()  # nothing loaded yet, as in a fresh process
+    monkeypatch.setattr(_settings, "_ENGINES", {})
+    llm = SpecsLLM(draft=str(tiny_draft_dir), target=str(tiny_target_dir), dtype="float32",
+                   method="greedy", max_steps=1, max_new_tokens=2, latency_budget_s=30.0)
+    first, second = llm.complete("q").raw, llm.complete("q").raw
+    assert first["load_s"] > 0
+    assert second["load_s"] == 0.0
+
+
+def test_warm_up_loads_before_any_budget(tiny_draft_dir, tiny_target_dir):
+    from specs_integrations.llama_index import SpecsLLM
+
+    llm = SpecsLLM(draft=str(tiny_draft_dir), target=str(tiny_target_dir), dtype="float32",
+                   method="greedy", max_steps=1, max_new_tokens=2).warm_up()
+    assert llm.complete("q").raw["load_s"] == 0.0

@@ -453,7 +453,7 @@ class SearchRun:
         stats.steps_from_target = sum(s.source == "target" for s in steps)
         stats.completion_tokens = winner.total_tokens
         stats.wall_s = self.clock() - self.start
-        stats.queue_s = self.call.queued_s
+        stats.queue_s, stats.load_s = self.call.queued_s, self.call.load_s
         stats.overhead_s = max(stats.wall_s - self._busy_s, 0.0)
         return stats
 
