@@ -92,11 +92,21 @@ def check_deadline(where: str) -> None:
 
 
 @contextmanager
-def queued(lock: Any) -> Iterator[None]:
-    """Holds a model's lock; the wait for it counts as the current call's queue time."""
+def queued(lock: Any, until_deadline: bool = False) -> Iterator[None]:
+    """Holds a model's lock; the wait for it counts as the current call's queue time.
+    until_deadline: give up at the call's deadline (DeadlineExceededError) rather than
+    queue past it behind other calls: model work, as opposed to a quick tokenisation."""
     started = time.monotonic()
-    with lock:
-        call = _current.get()
+    call = _current.get()
+    deadline = call.deadline if call is not None and until_deadline else None
+    if deadline is None:
+        lock.acquire()
+    elif not lock.acquire(timeout=max(deadline - started, 0.0)):
+        call.add_queued(time.monotonic() - started)
+        raise DeadlineExceededError("the call's deadline passed while other calls held the model")
+    try:
         if call is not None:
             call.add_queued(time.monotonic() - started)
         yield
+    finally:
+        lock.release()

@@ -40,7 +40,8 @@ class Stats:
     queue_s and encoding the prompt)."""
     queue_s: float = 0.0
     """Seconds the call waited for models other calls were using (part of wall_s: the
-    budget's clock starts when the call enters the engine)."""
+    budget's clock starts when the call enters the engine). Summed over the call's
+    threads (target and reward wait side by side), capped at wall_s."""
     load_s: float = 0.0
     """Seconds this call spent loading models before its clock started (an integration's
     first call, when nothing loaded them before: see warm_up()); not part of wall_s."""

@@ -63,6 +63,28 @@ def test_waiting_for_a_model_another_call_holds_is_queue_time(tiny_draft_dir):
     assert result.stats.wall_s >= result.stats.queue_s
 
 
+def test_a_call_queued_behind_another_stops_waiting_at_its_deadline(tiny_draft_dir):
+    from specs_engine.backends.transformers import TransformersLM
+
+    model = TransformersLM.from_pretrained(tiny_draft_dir, dtype="float32")
+    held, release = threading.Event(), threading.Event()
+
+    def other_call() -> None:  # holds the model until the test ends (5 s at most)
+        with model.lock:
+            held.set()
+            release.wait(5)
+
+    threading.Thread(target=other_call).start()
+    held.wait()
+    started = time.monotonic()
+    try:
+        result = SpecsEngine(target=model).generate("q", "greedy", budget=Budget(latency_s=0.3))
+    finally:
+        release.set()
+    assert time.monotonic() - started < 2.0
+    assert result.stop_reason == "latency" and result.budget_exhausted and result.text == ""
+
+
 def test_a_reward_slower_than_the_deadline_is_cut_and_the_round_salvaged():
     clock = FakeClock()
     release = threading.Event()
@@ -158,11 +180,11 @@ def test_a_hung_models_listing_at_construction_is_not_a_deadline(monkeypatch):
 
 def test_a_call_that_loads_the_models_reports_the_load_apart(tiny_draft_dir, tiny_target_dir,
                                                              monkeypatch):
-    from specs_engine.backends import clear_model_cache
+    from specs_engine import backends
     from specs_integrations import _settings
     from specs_integrations.llama_index import SpecsLLM
 
-    clear_model_cache()  # nothing loaded yet, as in a fresh process
+    monkeypatch.setattr(backends, "_cache", {})  # nothing loaded yet, as in a fresh process
     monkeypatch.setattr(_settings, "_ENGINES", {})
     llm = SpecsLLM(draft=str(tiny_draft_dir), target=str(tiny_target_dir), dtype="float32",
                    method="greedy", max_steps=1, max_new_tokens=2, latency_budget_s=30.0)

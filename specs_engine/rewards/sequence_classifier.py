@@ -59,7 +59,7 @@ class SequenceClassifierReward:
         if not texts:
             return []
         torch = import_torch()
-        with queued(self._lock), torch.inference_mode():  # the tokenizer and the prefix cache are shared
+        with queued(self._lock, until_deadline=True), torch.inference_mode():  # the tokenizer and the prefix cache are shared
             ids = self.tokenizer(texts)["input_ids"]  # default special tokens, as always
             logits = self.reuse.last_logits([self._through_last_real_token(row) for row in ids])
         if logits.shape[-1] == 2:

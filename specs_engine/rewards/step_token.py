@@ -81,7 +81,7 @@ class StepTokenPRM:
         if not texts:
             return []
         torch = import_torch()
-        with queued(self._lock), torch.inference_mode():  # the tokenizer and the prefix cache are shared
+        with queued(self._lock, until_deadline=True), torch.inference_mode():  # the tokenizer and the prefix cache are shared
             ids = self.tokenizer(texts, add_special_tokens=False)["input_ids"]
             logits = self.reuse.last_logits([self._through_last_step(row) for row in ids])
             return logits.softmax(dim=-1)[:, 1].tolist()

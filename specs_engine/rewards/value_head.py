@@ -113,7 +113,7 @@ class ValueHeadPRM:
         if not solutions:
             return []
         features = self.features(question, solutions)
-        with queued(self._lock), torch.inference_mode():
+        with queued(self._lock, until_deadline=True), torch.inference_mode():
             return torch.sigmoid(self.head(features).squeeze(-1)).tolist()
 
     def save_head(self, path: str | os.PathLike, base: Optional[str] = None) -> Path:

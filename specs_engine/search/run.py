@@ -184,7 +184,11 @@ class SearchRun:
         for k, limit in enumerate(sorted(set(limits), reverse=True)):
             members = [i for i, room in enumerate(limits) if room == limit]
             group = replace(params, max_new_tokens=limit, seed=params.seed + k)
-            answers = self._call(role, model.name, model.propose, [prefixes[i] for i in members], per_beam, group)
+            try:
+                answers = self._call(role, model.name, model.propose, [prefixes[i] for i in members], per_beam, group)
+            except DeadlineExceededError:  # queued behind other calls until the deadline
+                self.out_of_time()
+                break
             for i, candidates in zip(members, answers):
                 per_prefix[i] = candidates
         self._charge(role, self.clock() - started)
@@ -453,7 +457,7 @@ class SearchRun:
         stats.steps_from_target = sum(s.source == "target" for s in steps)
         stats.completion_tokens = winner.total_tokens
         stats.wall_s = self.clock() - self.start
-        stats.queue_s, stats.load_s = self.call.queued_s, self.call.load_s
+        stats.queue_s, stats.load_s = min(self.call.queued_s, stats.wall_s), self.call.load_s
         stats.overhead_s = max(stats.wall_s - self._busy_s, 0.0)
         return stats
 
