@@ -98,7 +98,8 @@ def load_engine(args: argparse.Namespace) -> SpecsEngine:
     bad flag)."""
     chosen = models(args)
     print(f"loading models ({chosen['preset'] or 'custom'}) ...", file=sys.stderr)
-    return SpecsEngine.from_pretrained(**chosen)
+    engine = SpecsEngine.from_pretrained(**chosen)
+    return engine.warm_up() if args.budget_s else engine  # no budget pays for first-call setup
 
 
 def cmd_run(args: argparse.Namespace) -> int:
