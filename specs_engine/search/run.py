@@ -25,6 +25,7 @@ from specs_engine.errors import DeadlineExceededError, ModelCallError, RewardErr
 from specs_engine.models import Candidate, LanguageModel, Prompt, ProposalParams, RewardModel
 from specs_engine.result import Event, FinalEvent, SearchResult, Source, Stats, Step, StepEvent
 from specs_engine.search.beams import Beam, common_chain, rank_key
+from specs_engine.search.reward_checks import checked_rewards
 from specs_engine.verification import log_ratio
 
 Clock = Callable[[], float]
@@ -247,7 +248,10 @@ class SearchRun:
         self._round_cost["reward"] = elapsed
         if charge_busy:
             self._busy_s += elapsed
-        return self._checked_rewards(reward.name, values, len(solutions))
+        try:
+            return checked_rewards(values, len(solutions), self.config.final_selection == "weighted_vote")
+        except ValueError as exc:
+            raise RewardError("reward", reward.name, self.step_index + 1, exc) from None
 
     def _reward_by_deadline(self, reward: RewardModel, solutions: list[list[str]]) -> Sequence[float]:
         """The reward's answer, waited for no longer than the time left. The reward runs
@@ -377,27 +381,6 @@ class SearchRun:
                 )
             ratios.append(log_ratio(lps, p.candidate.token_logprobs, self.config.log_ratio))
         return ratios
-
-    def _checked_rewards(self, name: str, values: Sequence[float], expected: int) -> list[float]:
-        values = list(values)
-        if len(values) != expected:
-            raise RewardError(
-                "reward", name, self.step_index + 1,
-                ValueError(f"returned {len(values)} rewards for {expected} solutions"),
-            )
-        for value in values:
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise RewardError(
-                    "reward", name, self.step_index + 1,
-                    ValueError(f"returned {value!r}; rewards must be finite numbers"),
-                )
-            if value < 0 and self.config.final_selection == "weighted_vote":
-                raise RewardError(
-                    "reward", name, self.step_index + 1,
-                    ValueError(f"returned {value!r}; final_selection='weighted_vote' sums rewards as "
-                               "vote weights, which must be >= 0 (e.g. a classifier with sigmoid=True)"),
-                )
-        return [float(v) for v in values]
 
     def _token_room(self, beam: Beam, prefix_len: int, model: LanguageModel) -> int:
         return min(
