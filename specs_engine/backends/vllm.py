@@ -127,7 +127,7 @@ class VllmLM:
     def _run(
         self, requests: dict[int, tuple[list[int], Any]], deadline: float | None
     ) -> dict[int, dict[int, Any]]:
-        with queued(ENGINE_LOCK):
+        with queued(ENGINE_LOCK, until_deadline=True):
             return self._step_until(requests, deadline)
 
     def _step_until(
@@ -198,7 +198,7 @@ class VllmLM:
             skip_reading_prefix_cache=not read_cache, detokenize=False,
         )
         prompts = [{"prompt_token_ids": p + c} for p, c in pairs]
-        with queued(ENGINE_LOCK):
+        with queued(ENGINE_LOCK, until_deadline=True):
             outputs = self.llm.generate(prompts, sampling, use_tqdm=False)
         return [_continuation(o.prompt_logprobs, p, c) for o, (p, c) in zip(outputs, pairs)]
 

@@ -77,7 +77,7 @@ class VllmStepTokenPRM(_VllmPooling):
             return []
         ids = [list(self.tokenizer.encode(t, add_special_tokens=False)) for t in texts]
         params = self._vllm.PoolingParams(use_activation=True)
-        with queued(ENGINE_LOCK):
+        with queued(ENGINE_LOCK, until_deadline=True):
             outputs = self.llm.encode([{"prompt_token_ids": i} for i in ids], params,
                                       pooling_task="token_classify", use_tqdm=False)
         where = f"reward model {self.name!r} (vLLM token_classify)"
@@ -97,7 +97,7 @@ class VllmSequenceClassifierReward(_VllmPooling):
         if not texts:
             return []
         params = self._vllm.PoolingParams(use_activation=False)
-        with queued(ENGINE_LOCK):
+        with queued(ENGINE_LOCK, until_deadline=True):
             outputs = self.llm.classify(texts, pooling_params=params, use_tqdm=False)
         where = f"reward model {self.name!r} (vLLM classify)"
         return [classifier_reward(list(o.outputs.probs), self.sigmoid, where) for o in outputs]
