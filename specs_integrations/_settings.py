@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import os
-import threading
 import time
 from dataclasses import asdict, dataclass
 from typing import Annotated, Any, Literal, Mapping, Optional
@@ -19,6 +18,7 @@ from typing import Annotated, Any, Literal, Mapping, Optional
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, TypeAdapter
 from pydantic import ValidationError, model_validator
 
+from specs_engine.backends import cache_key, load_once
 from specs_engine.call_context import note_load, take_load
 from specs_engine.config import Budget, SpecsConfig
 from specs_engine.engine import SpecsEngine
@@ -329,26 +329,26 @@ def plan_call(settings: Mapping[str, Any]) -> CallPlan:
     )
 
 
-_ENGINES: dict[tuple, SpecsEngine] = {}
-_ENGINES_LOCK = threading.Lock()
-
-
 def shared_engine(locations: Mapping[str, Any], backend: str, dtype: str, device: str,
                   backend_kwargs: Mapping[str, Any]) -> SpecsEngine:
-    """One engine per set of model locations per process, loaded once even when many
-    threads ask at the same time: LangChain re-creates a configured object on every call."""
-    key = (tuple(sorted((k, _hashable(v)) for k, v in locations.items())), backend, dtype,
-           device, tuple(sorted((k, repr(v)) for k, v in backend_kwargs.items())))
-    if key in _ENGINES:
-        return _ENGINES[key]
-    started = time.monotonic()
-    with _ENGINES_LOCK:  # loading, or waiting for another thread's load of the same models
-        if key not in _ENGINES:
-            _ENGINES[key] = SpecsEngine.from_pretrained(
-                **locations, backend=backend, dtype=dtype, device=device, **backend_kwargs
-            )
-    note_load(time.monotonic() - started)  # the call about to run reports it as load_s
-    return _ENGINES[key]
+    """One engine per set of model locations per process, kept in the loaders' one cache
+    (thread-safe: built once even when many threads ask at the same time), since LangChain
+    re-creates a configured object on every call. The time spent loading (or waiting for
+    another thread's load) is noted for the call about to run: it reports it as load_s."""
+    key = ("engine", tuple(sorted((k, _hashable(v)) for k, v in locations.items())), backend,
+           dtype, device, cache_key(dict(backend_kwargs)))
+    started, built = time.monotonic(), []
+
+    def build() -> SpecsEngine:
+        built.append(True)
+        return SpecsEngine.from_pretrained(**locations, backend=backend, dtype=dtype,
+                                           device=device, **backend_kwargs)
+
+    engine = load_once(key, build)
+    waited = time.monotonic() - started
+    if built or waited > 0.01:  # > 0.01 s: the one loaders' lock was held by a load
+        note_load(waited)
+    return engine
 
 
 def _hashable(value: Any) -> Any:
