@@ -243,6 +243,8 @@ def ensure_cached(
     builder's, and is removed."""
     root = (cache_dir or cache_root()) / "models"
     final = root / entry.name
+    if is_complete(final, entry, full=True) and not _staging_folders(root, entry):
+        return final  # nothing to do, so nothing to write: a read-only cache loads too
     with _cache_errors(root):
         root.mkdir(parents=True, exist_ok=True)
         with _locked(root / f".{entry.name}.lock"):
@@ -269,9 +271,13 @@ def _cache_errors(root: Path) -> Iterator[None]:
         ) from exc
 
 
+def _staging_folders(root: Path, entry: RegistryModel) -> list[Path]:
+    return list(root.glob(f".tmp-{entry.name}-*")) if root.is_dir() else []
+
+
 def _remove_dead_staging(root: Path, entry: RegistryModel) -> None:
     """Staging folders of this entry whose builder died (we hold the lock it held)."""
-    for staging in root.glob(f".tmp-{entry.name}-*"):
+    for staging in _staging_folders(root, entry):
         shutil.rmtree(staging, ignore_errors=True)
 
 

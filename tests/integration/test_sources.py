@@ -268,3 +268,15 @@ def test_save_as_safetensors_drops_quantization_and_keeps_weights(tmp_path):
     reloaded = AutoModelForCausalLM.from_pretrained(tmp_path, dtype=torch.bfloat16)
     for name, tensor in model.state_dict().items():
         assert torch.equal(reloaded.state_dict()[name], tensor), name
+
+
+def test_a_complete_cache_on_a_read_only_disk_still_loads(tmp_path, monkeypatch):
+    entry = _fake_entry(tmp_path, monkeypatch)
+    built = sources.ensure_cached(entry, cache_dir=tmp_path / "c", converter=RecordingConverter())
+
+    def read_only(*args, **kwargs):  # any write (lock file, staging folder) fails
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+
+    monkeypatch.setattr(sources, "_locked", read_only)
+    monkeypatch.setattr(sources.tempfile, "mkdtemp", read_only)
+    assert sources.ensure_cached(entry, cache_dir=tmp_path / "c", converter=RecordingConverter()) == built
