@@ -40,3 +40,14 @@ def test_a_serving_option_of_another_backend_is_refused_by_name():
         cls(target="some/model", api_key="sk-1")
     with pytest.raises(ValueError, match="gpu_memory_utilization= is an option of backend='vllm'"):
         cls(target="http://127.0.0.1:1", backend="openai", gpu_memory_utilization=0.3)
+
+
+@pytest.mark.parametrize("name", ["ChatSpecs", "SpecsLLM", "llama_index"])
+def test_vllm_memory_options_reach_the_engine(name, monkeypatch):
+    from tests.helpers.fakes import count_loads
+
+    loads = count_loads(monkeypatch)
+    cls, call = _classes()[name]
+    call(cls(target="some/model", backend="vllm", gpu_memory_utilization=0.3, max_model_len=2048,
+             method="greedy", max_steps=1))
+    assert loads and loads[0]["gpu_memory_utilization"] == 0.3 and loads[0]["max_model_len"] == 2048
