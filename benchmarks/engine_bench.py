@@ -18,13 +18,13 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: tests.helpers
 
-from tiny_models import build_causal_lm, build_tokenizer  # noqa: E402
+from tests.helpers.tiny_models import build_causal_lm, build_tokenizer  # noqa: E402
 
 from specs_engine import Budget, SpecsConfig, SpecsEngine  # noqa: E402
-from specs_engine.backends.transformers import TransformersLM  # noqa: E402
-from specs_engine.rewards.value_head import ValueHeadPRM  # noqa: E402
+from specs_engine.backends.hf.lm import TransformersLM  # noqa: E402
+from specs_engine.backends.hf.value_head import ValueHeadPRM  # noqa: E402
 
 PROMPT = "Ann has 3 apples and buys 4 more. How many apples does Ann have?"
 

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+sys.path.insert(0, str(ROOT))  # the package and tests.helpers
 
 
 def steps_of(prefix_tokens: int, steps: int, n: int, step_tokens: int, vocab: int) -> list:
@@ -55,9 +55,9 @@ def measure(lm, plan, traffic=None) -> dict:
 
 
 def remote(model: Path, plan, caching: bool) -> dict:
-    from test_vllm import free_port, start_server, stop, wait_healthy
+    from tests.vllm.test_vllm import free_port, start_server, stop, wait_healthy
 
-    from specs_engine.backends.openai_compat import OpenAICompatLM
+    from specs_engine.backends.openai.lm import OpenAICompatLM
 
     port, log = free_port(), Path(tempfile.mkdtemp()) / "server.log"
     flag = "--enable-prefix-caching" if caching else "--no-enable-prefix-caching"
@@ -71,7 +71,7 @@ def remote(model: Path, plan, caching: bool) -> dict:
 
 
 def inproc(model: Path, plan, caching: bool) -> dict:
-    from specs_engine.backends.vllm import VllmLM
+    from specs_engine.backends.vllm.lm import VllmLM
 
     lm = VllmLM(str(model), dtype="float32", max_model_len=2048, gpu_memory_utilization=0.05,
                 enforce_eager=True, enable_prefix_caching=caching)
@@ -90,7 +90,7 @@ def main() -> None:
     parser.add_argument("--where", choices=["remote", "inproc", "both"], default="both")
     args = parser.parse_args()
 
-    from tiny_models import build_causal_lm, build_tokenizer
+    from tests.helpers.tiny_models import build_causal_lm, build_tokenizer
 
     tok = build_tokenizer()
     model = build_causal_lm(Path(tempfile.mkdtemp()) / "target", seed=1, hidden=args.hidden,

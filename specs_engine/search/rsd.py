@@ -21,7 +21,9 @@ def rsd_step(run: SearchRun, beams: list[Beam]) -> list[Beam]:
     proposals = run.propose("draft", beams, run.per_beam(beams), may_defer=True)
     if run.timed_out():
         return run.salvage(proposals)
-    rewards = run.rewards(proposals) if proposals else []
+    rewards = run.rewards(proposals) if proposals else []  # none: all failed the structure
+    if rewards is None:  # the deadline cut the reward
+        return run.salvage(proposals)
     good = [i for i, r in enumerate(rewards) if r >= run.config.rsd_threshold]
     if good:
         picked = [proposals[i] for i in good]
