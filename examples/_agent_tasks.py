@@ -12,6 +12,10 @@ import operator
 import re
 from typing import Any, Optional
 
+STEP_BUDGET_S = 60.0
+"""Seconds per agent step (one model call) on the default preset, times --scale. At 30 s
+a loaded 2-core CPU cut the preset's first call mid-JSON (the target writes ~25 tokens
+after a ~350-token tool prompt)."""
 PRICES = {"apple": 0.5, "pen": 3.0, "notebook": 4.0, "tea": 2.0, "bus ticket": 2.5}
 TASKS = [
     ("What is 37 times 23?", 851.0),

@@ -29,10 +29,6 @@ from _models import model_locations, parse  # noqa: E402
 
 from specs_integrations.langchain import ChatSpecs  # noqa: E402
 
-STEP_BUDGET_S = 60.0
-"""Seconds per agent step (one model call) on the default preset, times --scale. At 30 s
-a loaded 2-core CPU cut the preset's first call mid-JSON (the target writes ~25 tokens
-after a ~350-token tool prompt)."""
 TOOLS = [tool(tasks.calculator), tool(tasks.price_lookup)]
 
 
@@ -66,9 +62,9 @@ def run_task(agent: Any, question: str, expected: float, step_budget_s: float) -
 def main(argv: Optional[Sequence[str]] = None) -> dict[str, Any]:
     args = parse(__doc__.splitlines()[0], argv)
     chat = ChatSpecs(**model_locations(args), max_steps=6, max_new_tokens=192)
-    chat.get_engine()  # load the models first: loading is no part of any step's budget
+    chat.warm_up()  # load and run the models first: that is no part of any step's budget
     agent = create_agent(chat, TOOLS, system_prompt=tasks.SYSTEM)
-    rows = [run_task(agent, question, expected, STEP_BUDGET_S * args.scale)
+    rows = [run_task(agent, question, expected, tasks.STEP_BUDGET_S * args.scale)
             for question, expected in tasks.TASKS]
     return {"rows": rows, "summary": tasks.print_report(rows, "create_agent + ChatSpecs")}
 
