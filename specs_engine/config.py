@@ -12,7 +12,6 @@ from typing import Any, Literal
 
 from specs_engine.errors import ConfigError
 
-METHODS = ("specs", "beam_search", "best_of_n", "rsd", "greedy")
 LOG_RATIOS = ("sum", "mean")
 FINAL_SELECTIONS = ("last_reward", "weighted_vote")
 TOKEN_PASSING = ("auto", "ids", "text")

@@ -23,9 +23,11 @@ from specs_engine.call_context import note_load, take_load
 from specs_engine.config import Budget, SpecsConfig
 from specs_engine.engine import SpecsEngine
 from specs_engine.errors import ConfigError, SpecsError
+from specs_engine.methods import METHODS, MODEL_ROLES
 from specs_engine.result import SearchResult, Step, StepEvent
 
-Method = Literal["specs", "beam_search", "best_of_n", "rsd", "greedy"]
+Method = Literal[METHODS]
+ModelRole = Literal[MODEL_ROLES]
 
 SETTINGS = (
     "latency_budget_s", "max_steps", "max_new_tokens", "method", "n", "beam_width",
@@ -110,7 +112,7 @@ class SpecsFields(BaseModel):
     """Sampling temperature of the proposing model (None: 0.7). 0 only with greedy."""
     seed: Optional[int] = Field(default=None, strict=True)
     """Fixed seed: the same call gives the same answer twice."""
-    model_role: Literal["draft", "target"] = "target"
+    model_role: ModelRole = "target"
     """Which model runs the single-model methods (beam_search, best_of_n, greedy)."""
     strict_budget: bool = Field(default=False, strict=True)
     """Raise BudgetExhaustedError instead of returning a cut-short answer."""
