@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from specs_engine.config import Budget, SpecsConfig
+from specs_engine.config import Budget, SpecsConfig, from_settings
 from specs_engine.engine import SpecsEngine
 from specs_engine.errors import ConfigError, SpecsError
 from specs_engine.methods import METHODS, MODEL_ROLES, REGISTRY
@@ -79,13 +79,12 @@ def parser() -> argparse.ArgumentParser:
 
 def config_and_budget(args: argparse.Namespace) -> tuple[SpecsConfig, Budget]:
     """The search settings, validated (no model is loaded)."""
-    config = SpecsConfig(
+    return from_settings(dict(
         n=args.n, beam_width=args.beam_width or args.n, beta=args.beta,
         accept_threshold=args.accept_threshold, tau=args.tau,
         temperature=args.temperature, seed=args.seed, max_step_tokens=args.max_step_tokens,
-    )
-    budget = Budget(latency_s=args.budget_s, max_steps=args.max_steps, max_new_tokens=args.max_new_tokens)
-    return config, budget
+        latency_s=args.budget_s, max_steps=args.max_steps, max_new_tokens=args.max_new_tokens,
+    ))
 
 
 def models(args: argparse.Namespace) -> dict[str, Optional[str]]:

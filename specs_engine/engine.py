@@ -15,7 +15,7 @@ from typing import Any, AsyncIterator, Callable, Iterator, Mapping, Optional, Se
 
 from specs_engine import call_context
 from specs_engine.call_context import CallContext
-from specs_engine.config import Budget, SpecsConfig
+from specs_engine.config import Budget, SpecsConfig, build
 from specs_engine.errors import ConfigError
 from specs_engine.methods import MODEL_ROLES, get_method
 from specs_engine.models import LanguageModel, Prompt, ProposalParams, RewardModel
@@ -133,7 +133,7 @@ class SpecsEngine:
         count against the budget like the search itself. `entered` is the clock's value
         when the call entered (stream() passes its own: its search runs in a thread)."""
         entered = self.clock() if entered is None else entered
-        budget = _as_budget(budget)
+        budget = _as_settings(Budget, budget, "budget")  # checked once, here: it sets the deadline
         call = CallContext(_deadline(budget, self.clock() - entered), load_s=call_context.take_load())
         with call_context.opened(call):
             run = self._prepare(prompt, method, config, budget, model, stop, on_event, cancel,
@@ -220,13 +220,13 @@ class SpecsEngine:
         threading.Thread(target=work, name="specs-search", daemon=True).start()
         return cancel
 
-    def _prepare(self, prompt: Prompt, method: str, config: ConfigLike, budget: BudgetLike,
+    def _prepare(self, prompt: Prompt, method: str, config: ConfigLike, budget: Budget,
                  model: str, stop: Optional[Sequence[str]],
                  on_event: Optional[Callable[[Event], None]],
                  cancel: Optional[threading.Event], *, entered: Optional[float] = None,
                  call: Optional[CallContext] = None) -> SearchRun:
         _check_prompt(prompt)
-        config, budget = _as_config(config), _as_budget(budget)
+        config = _as_settings(SpecsConfig, config, "config")
         roles = self._roles_for(method, model)
         stop = _check_stop(stop)
         prompt_ids = {role: self._encode_checked(role, prompt) for role in roles}
@@ -295,27 +295,15 @@ def _as_reward_model(reward: Optional[RewardLike]) -> Optional[RewardModel]:
     )
 
 
-def _as_config(config: ConfigLike) -> SpecsConfig:
-    if config is None:
-        return SpecsConfig()
-    if isinstance(config, SpecsConfig):
-        return config
-    if isinstance(config, Mapping):
-        return SpecsConfig().with_overrides(**config)
-    raise ConfigError(f"config={config!r} is not allowed: pass a SpecsConfig, a dict or None")
-
-
-def _as_budget(budget: BudgetLike) -> Budget:
-    if budget is None:
-        return Budget()
-    if isinstance(budget, Budget):
-        return budget
-    if isinstance(budget, Mapping):
-        try:
-            return Budget(**budget)
-        except TypeError as exc:
-            raise ConfigError(f"budget={dict(budget)!r}: {exc}; fields: latency_s, max_steps, max_new_tokens") from None
-    raise ConfigError(f"budget={budget!r} is not allowed: pass a Budget, a dict or None")
+def _as_settings(kind: type, value: Any, argument: str) -> Any:
+    """A SpecsConfig or Budget from one, a dict of its fields, or None (the defaults)."""
+    if value is None:
+        return kind()
+    if isinstance(value, kind):
+        return value
+    if isinstance(value, Mapping):
+        return build(kind, value)
+    raise ConfigError(f"{argument}={value!r} is not allowed: pass a {kind.__name__}, a dict or None")
 
 
 ROLES = ("system", "user", "assistant", "tool")

@@ -20,7 +20,7 @@ from pydantic import ValidationError, model_validator
 
 from specs_engine.backends import cache_key, load_once
 from specs_engine.call_context import note_load, take_load
-from specs_engine.config import Budget, SpecsConfig
+from specs_engine.config import Budget, SpecsConfig, from_settings
 from specs_engine.engine import SpecsEngine
 from specs_engine.errors import ConfigError, SpecsError
 from specs_engine.methods import METHODS, MODEL_ROLES
@@ -322,10 +322,11 @@ def plan_call(settings: Mapping[str, Any]) -> CallPlan:
         del knobs["temperature"]
     limits = {"latency_s": settings.get("latency_budget_s"), "max_steps": settings.get("max_steps"),
               "max_new_tokens": settings.get("max_new_tokens")}
+    config, budget = from_settings({**knobs, **{k: v for k, v in limits.items() if v is not None}})
     return CallPlan(
         method=settings["method"],
-        config=SpecsConfig().with_overrides(**knobs),
-        budget=Budget(**{k: v for k, v in limits.items() if v is not None}),
+        config=config,
+        budget=budget,
         model_role=settings.get("model_role", "target"),
         strict_budget=bool(settings.get("strict_budget")),
     )
