@@ -34,6 +34,8 @@ class Method:
     """Roles: draft, target, reward, or model (the caller's pick of draft or target)."""
     answer_per_candidate: bool = False
     """Collect one finished answer per candidate (n) instead of one per beam."""
+    samples: bool = True
+    """Whether it samples candidates (then temperature must be > 0)."""
 
     @property
     def takes_model(self) -> bool:
@@ -53,7 +55,7 @@ REGISTRY: dict[str, Method] = {m.name: m for m in (
     Method("beam_search", run_beam_search, ("model", "reward")),
     Method("best_of_n", run_best_of_n, ("model", "reward"), answer_per_candidate=True),
     Method("rsd", run_rsd, ("draft", "target", "reward")),
-    Method("greedy", run_greedy, ("model",)),
+    Method("greedy", run_greedy, ("model",), samples=False),
 )}
 METHODS = tuple(REGISTRY)
 """The method names, in the order the docs list them."""

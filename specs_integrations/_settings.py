@@ -23,7 +23,7 @@ from specs_engine.call_context import note_load, take_load
 from specs_engine.config import Budget, SpecsConfig, from_settings
 from specs_engine.engine import SpecsEngine
 from specs_engine.errors import ConfigError, SpecsError
-from specs_engine.methods import METHODS, MODEL_ROLES
+from specs_engine.methods import METHODS, MODEL_ROLES, REGISTRY
 from specs_engine.result import SearchResult, Step, StepEvent
 
 Method = Literal[METHODS]
@@ -313,7 +313,7 @@ def plan_call(settings: Mapping[str, Any]) -> CallPlan:
     """Validated engine arguments for a call; the engine's defaults fill what is None."""
     knobs = {k: settings[k] for k in _CONFIG_KNOBS if settings.get(k) is not None}
     if knobs.get("temperature") == 0:
-        if settings["method"] != "greedy":
+        if REGISTRY[settings["method"]].samples:
             raise ConfigError(
                 f"temperature=0 is not allowed with method={settings['method']!r}: searches "
                 "sample their candidates, so temperature must be > 0; use method='greedy' "
