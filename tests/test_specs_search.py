@@ -194,7 +194,9 @@ def test_the_smaller_context_window_ends_a_beam_whichever_model_wrote_it():
 def test_max_new_tokens_ends_beams():
     engine, _, _, _ = engine_with(lambda i: ["dddd\n\n"], lambda i: ["tttt\n\n"], {})
     result = engine.generate("q", budget=Budget(max_new_tokens=13))
-    assert result.stats.completion_tokens <= 13 + 6
+    # two full 6-token steps, then the last step gets only the 1 token left: exactly 13
+    assert [s.tokens for s in result.steps] == [6, 6, 1]
+    assert result.stats.completion_tokens == 13
     assert result.budget_exhausted and result.stop_reason == "max_new_tokens"
 
 
