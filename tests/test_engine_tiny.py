@@ -55,13 +55,28 @@ def test_fixed_seed_repeats_on_real_models(engine):
 
 
 def test_other_tokenizer_goes_through_text_unless_ids_are_forced(
-    tiny_draft_dir, tiny_other_tokenizer_dir, tiny_reward_dir
+    tiny_draft_dir, tiny_other_tokenizer_dir, tiny_reward_dir, monkeypatch
 ):
+    """The target (a Llama with its own tokenizer) must score each draft step re-encoded
+    from its text with its own tokenizer, not the draft's token ids."""
     engine = SpecsEngine.from_pretrained(draft=str(tiny_draft_dir), target=str(tiny_other_tokenizer_dir),
                                          reward=str(tiny_reward_dir), dtype="float32")
-    config = SpecsConfig(seed=0, accept_threshold=-math.inf, tau=0.0)
+    scored: list[list[int]] = []
+    real_score = engine.target.score
+
+    def recording_score(prefixes, continuations, **kwargs):
+        scored.extend(list(c) for c in continuations)
+        return real_score(prefixes, continuations, **kwargs)
+
+    monkeypatch.setattr(engine.target, "score", recording_score)
+    config = SpecsConfig(n=1, beam_width=1, seed=0, accept_threshold=-math.inf, tau=0.0)
     result = engine.generate(QUESTION, config=config, budget=Budget(max_steps=3))
-    assert result.steps
+    drafted = [s.text for s in result.steps if s.source == "draft"]
+    assert drafted, [s.source for s in result.steps]
+    for text in drafted:
+        own, foreign = engine.target.encode(text), engine.draft.encode(text)
+        assert own != foreign  # the two tokenizers really disagree on this step
+        assert own in scored and foreign not in scored
     with pytest.raises(ConfigError, match="token_passing='ids' needs one tokenizer"):
         engine.generate(QUESTION, config=SpecsConfig(token_passing="ids"))
 

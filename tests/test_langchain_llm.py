@@ -141,9 +141,18 @@ def test_bad_constructor_settings_fail_at_construction(engine):
         SpecsLLM()
 
 
-def test_temperature_zero_means_greedy(engine):
-    SpecsLLM(engine=engine, method="greedy", temperature=0.0).invoke("x")
-    assert engine.calls[-1]["method"] == "greedy"
+def test_temperature_zero_is_greedy_decoding_and_refused_for_sampling_searches(engine):
+    """temperature=0 asks for deterministic decoding: with method='greedy' it reaches the
+    engine as a plain greedy call (the engine itself refuses a 0 sampling temperature);
+    with a search that samples candidates it is refused before any model runs."""
+    zero = SpecsLLM(engine=engine, method="greedy", temperature=0.0).invoke("x")
+    plain = SpecsLLM(engine=engine, method="greedy").invoke("x")
+    first, second = engine.calls
+    assert first["method"] == "greedy" and first["config"] == second["config"]
+    assert zero == plain
+    with pytest.raises(ConfigError, match=r"temperature=0 is not allowed with method='specs'"):
+        SpecsLLM(engine=engine).invoke("x", temperature=0.0)
+    assert len(engine.calls) == 2  # the refused call never reached the engine
 
 
 def test_single_model_role_reaches_the_engine(llm, engine):
