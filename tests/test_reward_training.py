@@ -120,4 +120,25 @@ def test_shipped_head_matches_the_draft_width():
     tensors = load_file(assets / "value_head.safetensors")
     assert meta["base_model"] == "qwen2.5-coder-0.5b"
     assert tensors["weight"].shape == (1, 896) and torch.isfinite(tensors["weight"]).all()
-    assert meta["held_out"]["all"] > 0.5
+    # the README's claim (0.71 held out; scripts/check_readme_figures.py ties the two), not
+    # merely "better than chance"; test_shipped_head_reaches_its_held_out_auroc recomputes it
+    assert meta["held_out"]["all"] >= 0.70 and meta["held_out"]["n"] == 232
+
+
+@pytest.mark.slow
+def test_shipped_head_reaches_its_held_out_auroc():
+    """The shipped head on the real 0.5B draft, recomputed on the 232 held-out tune-split
+    prefixes: the AUROC its metadata (and the README) state. Minutes: run with -m slow."""
+    from specs_engine import sources
+    from specs_engine.data.gsm8k import load_problems
+
+    assets = sources.resolve("specs-prm").path
+    meta = json.loads((assets / "specs_reward.json").read_text())
+    head = load_file(assets / "value_head.safetensors")
+    model, tokenizer = train_reward.load_base(meta["base_model"])
+    examples = train_reward.build_examples(load_problems("tune"), {}, meta["seed"])
+    with torch.inference_mode():
+        x = train_reward.features(model, tokenizer, examples)
+    report = train_reward.evaluate(head["weight"], head["bias"], x, examples)
+    assert report["n"] == meta["held_out"]["n"]
+    assert report["all"] == pytest.approx(meta["held_out"]["all"], abs=0.005)
