@@ -199,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--readme", type=Path, default=ROOT / "README.md")
     parser.add_argument("--strict", action="store_true", help="figures without an artefact fail too")
     args = parser.parse_args(argv)
-    report = check(args.readme)
+    report = check(args.readme, ROOT)
     for error in report.errors:
         print(f"error: {error}")
     for item in report.unbacked:
