@@ -33,6 +33,7 @@ from specs_engine.backends.transformers import TransformersLM
 from specs_engine.backends.vllm import VllmLM
 from specs_engine.config import Budget, SpecsConfig
 from specs_engine.engine import SpecsEngine
+from specs_engine.errors import ConfigError
 from specs_engine.models import ProposalParams
 from specs_engine.rewards import load_reward_model
 from specs_engine.rewards.remote import RemoteSequenceClassifierReward, RemoteStepTokenPRM
@@ -220,6 +221,27 @@ def long_prefix(hf) -> list[int]:
             break
     assert len(prefix) < 450, len(prefix)  # fits max_model_len=512 with the steps
     return prefix
+
+
+def test_inprocess_lm_refuses_pickled_weights_unless_allowed(model_dirs, tmp_path):
+    """Weights load from safetensors only, as on the transformers backend: vLLM alone
+    would fall back to pytorch_model.bin (pickle) when a directory has no safetensors."""
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file
+
+    pickled = tmp_path / "pickled"
+    shutil.copytree(model_dirs["draft"], pickled)
+    for weights in pickled.glob("*.safetensors"):  # the same weights, as a pickle
+        torch.save(load_file(weights), pickled / "pytorch_model.bin")
+        weights.unlink()
+    assert not list(pickled.glob("*.safetensors*")) and list(pickled.glob("*.bin"))
+    kwargs = dict(dtype="float32", max_model_len=512, gpu_memory_utilization=0.05, enforce_eager=True,
+                  kv_cache_memory_bytes=KV_BYTES)
+    with pytest.raises(ConfigError, match="holds only pickled weights .*allow_pickle=True"):
+        VllmLM(str(pickled), role="draft", **kwargs)
+    assert VllmLM(str(pickled), role="draft", allow_pickle=True, **kwargs).context_window == 512
 
 
 def test_inprocess_rescoring_is_served_from_the_prefix_cache(hf, inproc):
