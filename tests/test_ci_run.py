@@ -64,3 +64,24 @@ def test_ci_runs_the_readme_test_command():
     ci = (ROOT / ".ci" / "run").read_text()
     assert f"stage install {install}\n" in ci
     assert f"\n    {tests}\n" in ci
+
+
+def test_constraints_pin_versions_the_declared_bounds_allow():
+    """constraints.txt (applied by install.sh) pins each fast mover inside pyproject's bounds."""
+    import tomllib
+
+    from packaging.requirements import Requirement
+    from packaging.version import Version
+
+    pins = dict(line.split("==") for line in (ROOT / "constraints.txt").read_text().splitlines()
+                if line.strip() and not line.startswith("#"))
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    bounded = {}
+    for requirement in (Requirement(r) for reqs in extras.values() for r in reqs):
+        bounded.setdefault(requirement.name, requirement.specifier)
+    for name in ("langchain-core", "llama-index-core", "transformers", "vllm"):
+        assert any(s.operator in ("<", "<=", "==") for s in bounded[name]), f"{name} has no upper bound"
+    for name, version in pins.items():
+        if name in bounded:
+            assert Version(version) in bounded[name], (name, version, str(bounded[name]))
+    assert "-c constraints.txt" in (ROOT / "scripts" / "install.sh").read_text()
