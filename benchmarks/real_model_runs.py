@@ -1,5 +1,6 @@
 """The README's real-model figures in one artefact: the `specs run` sample, the 5 s / 15 s
-deadline runs, and (with --fresh-cache) the preset's one-time conversion and load times.
+deadline runs, the draft's and target's time per decoding step at batch 4, and (with
+--fresh-cache) the preset's one-time conversion and load times.
 
 Why: these figures come from the default preset on the user's path (`specs run`), so the
 runs go through the CLI itself; its printed output is kept whole for the README sample.
@@ -102,6 +103,36 @@ def preset_cache_times() -> dict[str, Any]:
     return times
 
 
+def preset_locations() -> dict[str, str]:
+    """Where the default preset's draft and target load from (converted on first use)."""
+    roles = sources.resolve_preset(cli.DEFAULT_PRESET)
+    return {role: sources.resolve(roles[role]).load_target for role in ("draft", "target")}
+
+
+def decode_ms_per_step(locations: dict[str, str], batch: int = 4, tokens: int = 64,
+                       repeats: int = 3) -> dict[str, Any]:
+    """Milliseconds per generated token for the draft and the target proposing `batch`
+    candidates at once (the median of `repeats` rounds of `tokens` tokens, prefill included)."""
+    import statistics
+
+    from specs_engine.backends.transformers import TransformersLM
+    from specs_engine.models import ProposalParams
+
+    params = ProposalParams(delimiter="\x00never", max_new_tokens=tokens, temperature=0.7, seed=0)
+    out: dict[str, Any] = {"batch": batch, "tokens": tokens}
+    for role, location in locations.items():
+        lm = TransformersLM.from_pretrained(location, cache_size=0)
+        prompt = lm.encode_prompt([{"role": "user", "content": QUESTION}])
+        rounds = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            [cands] = lm.propose([prompt], batch, params)
+            rounds.append((time.perf_counter() - started) * 1e3 / max(len(c.token_ids) for c in cands))
+        out[role] = {"model": str(location), "ms_per_step": statistics.median(rounds)}
+    out["target_over_draft"] = out["target"]["ms_per_step"] / out["draft"]["ms_per_step"]
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     extra = argv[argv.index("--") + 1:] if "--" in argv else []
@@ -109,6 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fresh-cache", action="store_true",
                         help="time the preset's conversion into an empty $SPECS_CACHE first")
     parser.add_argument("--runs", nargs="+", choices=sorted(RUNS), default=list(RUNS))
+    parser.add_argument("--no-decode-timing", action="store_true",
+                        help="skip the per-step decode timing of the preset's draft and target")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv[:argv.index("--")] if "--" in argv else argv)
     figures: dict[str, Any] = {"question": QUESTION}
@@ -118,6 +151,8 @@ def main(argv: list[str] | None = None) -> int:
             figures["preset_cache"] = preset_cache_times()
         for name in args.runs:
             figures[name] = run_cli(RUNS[name] + extra)
+        if not args.no_decode_timing:
+            figures["decode"] = decode_ms_per_step(preset_locations())
     print(f"wrote {write_artefact('real_model_runs', figures, out_dir=args.out)}", file=sys.stderr)
     return 0
 
