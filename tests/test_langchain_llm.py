@@ -141,18 +141,14 @@ def test_bad_constructor_settings_fail_at_construction(engine):
         SpecsLLM()
 
 
-def test_temperature_zero_is_greedy_decoding_and_refused_for_sampling_searches(engine):
-    """temperature=0 asks for deterministic decoding: with method='greedy' it reaches the
-    engine as a plain greedy call (the engine itself refuses a 0 sampling temperature);
-    with a search that samples candidates it is refused before any model runs."""
+def test_temperature_zero_means_greedy(engine):
+    """With method='greedy', temperature=0 reaches the engine as a valid greedy call (the
+    engine itself refuses a sampling temperature of 0) and answers as greedy does."""
     zero = SpecsLLM(engine=engine, method="greedy", temperature=0.0).invoke("x")
     plain = SpecsLLM(engine=engine, method="greedy").invoke("x")
     first, second = engine.calls
-    assert first["method"] == "greedy" and first["config"] == second["config"]
-    assert zero == plain
-    with pytest.raises(ConfigError, match=r"temperature=0 is not allowed with method='specs'"):
-        SpecsLLM(engine=engine).invoke("x", temperature=0.0)
-    assert len(engine.calls) == 2  # the refused call never reached the engine
+    assert first["method"] == second["method"] == "greedy"
+    assert zero == plain == "Target thinks about x.\n\nTarget checks it.\n\n#### 42"
 
 
 def test_single_model_role_reaches_the_engine(llm, engine):
