@@ -145,12 +145,13 @@ def _check_recomputes(path: Path, root: Path, report: Report) -> None:
     rows_path = path.parent / "results.jsonl"
     if path.name not in ("summary.json", "figures.json") or not rows_path.is_file():
         return
+    saved = list(sys.path)
     sys.path[:0] = [str(root), str(root / "benchmarks")]
     try:
         import gsm8k_figures
         from specs_engine.bench import summarise
     finally:
-        del sys.path[:2]
+        sys.path[:] = saved
     rows = gsm8k_figures.read_rows(path.parent)
     stored = json.loads(path.read_text(encoding="utf-8"))
     if path.name == "summary.json":
