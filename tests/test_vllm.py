@@ -223,12 +223,15 @@ def long_prefix(hf) -> list[int]:
     return prefix
 
 
-def test_inprocess_lm_refuses_pickled_weights_unless_allowed(model_dirs, tmp_path):
-    """Weights load from safetensors only, as on the transformers backend: vLLM alone
-    would fall back to pytorch_model.bin (pickle) when a directory has no safetensors."""
+def test_inprocess_lm_refuses_pickled_weights_unless_allowed(model_dirs, tmp_path, monkeypatch):
+    """Weights load from safetensors only, as on the transformers backend: a pickle-only
+    directory is refused before vLLM starts, and vLLM is told load_format='safetensors'
+    (alone it would fall back to pytorch_model.bin). No engine is built here: building and
+    dropping one in this process would tear down the parallel state the `inproc` engines use."""
     import shutil
 
     import torch
+    import vllm
     from safetensors.torch import load_file
 
     pickled = tmp_path / "pickled"
@@ -237,11 +240,22 @@ def test_inprocess_lm_refuses_pickled_weights_unless_allowed(model_dirs, tmp_pat
         torch.save(load_file(weights), pickled / "pytorch_model.bin")
         weights.unlink()
     assert not list(pickled.glob("*.safetensors*")) and list(pickled.glob("*.bin"))
-    kwargs = dict(dtype="float32", max_model_len=512, gpu_memory_utilization=0.05, enforce_eager=True,
-                  kv_cache_memory_bytes=KV_BYTES)
     with pytest.raises(ConfigError, match="holds only pickled weights .*allow_pickle=True"):
-        VllmLM(str(pickled), role="draft", **kwargs)
-    assert VllmLM(str(pickled), role="draft", allow_pickle=True, **kwargs).context_window == 512
+        VllmLM(str(pickled), role="draft")
+
+    class Built(Exception):
+        """Raised by a stand-in vllm.LLM with the arguments VllmLM passed it."""
+
+    def record(**kwargs):
+        raise Built(kwargs)
+
+    monkeypatch.setattr(vllm, "LLM", record)
+    with pytest.raises(Built) as safe:
+        VllmLM(str(model_dirs["draft"]), role="draft")
+    assert safe.value.args[0]["load_format"] == "safetensors"
+    with pytest.raises(Built) as opted_in:
+        VllmLM(str(pickled), role="draft", allow_pickle=True)
+    assert "load_format" not in opted_in.value.args[0]
 
 
 def test_inprocess_rescoring_is_served_from_the_prefix_cache(hf, inproc):
