@@ -20,15 +20,16 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-sys.path[:0] = [str(Path(__file__).resolve().parents[1] / "tests"), str(Path(__file__).resolve().parent)]
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]  # the repository root (tests.helpers), artefact
 
 from artefact import RESULTS, write_artefact  # noqa: E402
 
-from tiny_models import build_causal_lm, build_tokenizer  # noqa: E402
+from tests.helpers.tiny_models import build_causal_lm, build_tokenizer  # noqa: E402
 
 from specs_engine import Budget, SpecsConfig, SpecsEngine  # noqa: E402
-from specs_engine.backends.transformers import TransformersLM  # noqa: E402
-from specs_engine.rewards.value_head import ValueHeadPRM  # noqa: E402
+from specs_engine.backends.hf.lm import TransformersLM  # noqa: E402
+from specs_engine.backends.hf.value_head import ValueHeadPRM  # noqa: E402
 
 PROMPT = "Ann has 3 apples and buys 4 more. How many apples does Ann have?"
 

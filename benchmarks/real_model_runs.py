@@ -87,7 +87,7 @@ def _figures(result) -> dict[str, Any]:
 def preset_cache_times() -> dict[str, Any]:
     """Seconds to assemble, check and convert each preset model into an empty cache, then to
     load it from there (the same resolve the engine does)."""
-    from specs_engine.backends.transformers import TransformersLM
+    from specs_engine.backends.hf.lm import TransformersLM
 
     times = {}
     for name in sources.resolve_preset(cli.DEFAULT_PRESET).values():
@@ -115,7 +115,7 @@ def decode_ms_per_step(locations: dict[str, str], batch: int = 4, tokens: int = 
     candidates at once (the median of `repeats` rounds of `tokens` tokens, prefill included)."""
     import statistics
 
-    from specs_engine.backends.transformers import TransformersLM
+    from specs_engine.backends.hf.lm import TransformersLM
     from specs_engine.models import ProposalParams
 
     params = ProposalParams(delimiter="\x00never", max_new_tokens=tokens, temperature=0.7, seed=0)

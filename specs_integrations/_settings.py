@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import functools
 import os
-import threading
 from dataclasses import asdict, dataclass
 from typing import Annotated, Any, Literal, Mapping, Optional
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, PrivateAttr, TypeAdapter
 from pydantic import ValidationError, model_validator
 
+from specs_engine.backends import cache_key, load_once
 from specs_engine.config import Budget, SpecsConfig
 from specs_engine.engine import SpecsEngine
 from specs_engine.errors import ConfigError, SpecsError
@@ -283,22 +283,15 @@ def plan_call(settings: Mapping[str, Any]) -> CallPlan:
     )
 
 
-_ENGINES: dict[tuple, SpecsEngine] = {}
-_ENGINES_LOCK = threading.Lock()
-
-
 def shared_engine(locations: Mapping[str, Any], backend: str, dtype: str, device: str,
                   backend_kwargs: Mapping[str, Any]) -> SpecsEngine:
-    """One engine per set of model locations per process, loaded once even when many
-    threads ask at the same time: LangChain re-creates a configured object on every call."""
-    key = (tuple(sorted((k, _hashable(v)) for k, v in locations.items())), backend, dtype,
-           device, tuple(sorted((k, repr(v)) for k, v in backend_kwargs.items())))
-    with _ENGINES_LOCK:
-        if key not in _ENGINES:
-            _ENGINES[key] = SpecsEngine.from_pretrained(
-                **locations, backend=backend, dtype=dtype, device=device, **backend_kwargs
-            )
-        return _ENGINES[key]
+    """One engine per set of model locations per process, kept in the loaders' one cache
+    (thread-safe: built once even when many threads ask at the same time), since LangChain
+    re-creates a configured object on every call."""
+    key = ("engine", tuple(sorted((k, _hashable(v)) for k, v in locations.items())), backend,
+           dtype, device, cache_key(dict(backend_kwargs)))
+    return load_once(key, lambda: SpecsEngine.from_pretrained(
+        **locations, backend=backend, dtype=dtype, device=device, **backend_kwargs))
 
 
 def _hashable(value: Any) -> Any:

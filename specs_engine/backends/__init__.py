@@ -1,11 +1,14 @@
-"""Where language models come from: one loader, a backend per runtime, one shared cache.
+"""Where models come from: one loader for language and reward models, a folder per
+runtime (hf/, vllm/, openai/), one shared cache.
 
 Loading the same model twice in one process returns the same object, so integrations
-that re-create their wrapper per call (LangChain's configurable_fields) never reload.
+that re-create their wrapper or engine per call (LangChain's configurable_fields) never
+reload.
 
-Each backend is a module with a `load(location, *, dtype, device, **kwargs)` function,
-imported only when asked for, so a missing optional runtime fails with an install hint
-instead of breaking `import specs_engine`.
+Each runtime has a module with a `load(location, *, dtype, device, **kwargs)` function per
+role, imported only when asked for, so a missing optional runtime fails with an install
+hint instead of breaking `import specs_engine`. Runtime folders never import each other:
+what they share lives here (candidates.py, reward_kind.py) or in specs_engine.rewards.
 """
 
 from __future__ import annotations
@@ -16,18 +19,36 @@ import os
 import threading
 from typing import Any
 
+from pathlib import Path
+from typing import Callable
+
 from specs_engine.errors import ConfigError
-from specs_engine.models import LanguageModel
+from specs_engine.models import LanguageModel, RewardModel
 
 BACKENDS = {
-    "transformers": "specs_engine.backends.transformers",
-    "vllm": "specs_engine.backends.vllm",
-    "openai": "specs_engine.backends.openai_compat",
+    "transformers": "specs_engine.backends.hf.lm",
+    "vllm": "specs_engine.backends.vllm.lm",
+    "openai": "specs_engine.backends.openai.lm",
 }
 """Backend name -> module providing load(location, *, dtype, device, **kwargs)."""
 
+REWARD_BACKENDS = {
+    "transformers": "specs_engine.backends.hf.reward",
+    "vllm": "specs_engine.backends.vllm.reward",
+    "openai": "specs_engine.backends.openai.reward",
+}
+"""Backend name -> module providing the reward's load(location, *, dtype, device, **kwargs)."""
+
+SERVING_OPTIONS = {
+    "openai": ("api_key", "timeout_s", "connect_timeout_s", "retries"),
+    "vllm": ("gpu_memory_utilization", "max_model_len", "enforce_eager"),
+}
+"""Options that configure a backend's servers or engines, for the reward as for the
+language models: SpecsEngine.from_pretrained passes them on to the reward."""
+
 _cache: dict[tuple, Any] = {}
-_cache_lock = threading.Lock()
+_cache_lock = threading.RLock()
+"""Reentrant: loading a value-head reward loads its base language model through the same cache."""
 _loads = 0
 
 
@@ -51,12 +72,77 @@ def load_language_model(
         raise ConfigError(f"backend={backend!r} is not allowed: backend must be one of {', '.join(BACKENDS)}")
     # An openai location is a server URL, not a model to resolve.
     resolved = os.fspath(location) if backend == "openai" else resolve_location(location)
-    key = (resolved, backend, str(dtype), str(device), cache_key(kwargs))
-    with _cache_lock:  # one lock for all: two threads asking for one model load it once
+    key = ("language", resolved, backend, str(dtype), str(device), cache_key(kwargs))
+    return load_once(key, lambda: importlib.import_module(BACKENDS[backend]).load(
+        resolved, dtype=dtype, device=device, **kwargs))
+
+
+def load_reward_model(spec: Any, dtype: Any = "bfloat16", device: str = "cpu",
+                      trust_remote_code: bool = False, allow_pickle: bool = False,
+                      backend: str = "transformers", **backend_kwargs: Any) -> RewardModel:
+    """A RewardModel from a RewardModel (returned as-is), a callable, or a model location:
+    a directory or hub id for backend "transformers" or "vllm", a server base URL for
+    "openai" (backend_kwargs: kind="step_token"|"classifier", api_key, timeout_s, ...).
+    A location is loaded once per process for the same arguments."""
+    from specs_engine.rewards.callable_reward import CallableReward
+
+    if isinstance(spec, RewardModel):
+        return spec
+    if callable(spec):
+        return CallableReward(spec)
+    if not isinstance(spec, (str, os.PathLike)):
+        raise ConfigError(
+            f"reward={spec!r} is not allowed: give a RewardModel, a function (question, steps) -> float, "
+            "or a reward model directory"
+        )
+    if backend not in REWARD_BACKENDS:
+        raise ConfigError(
+            f"backend={backend!r} is not allowed for the reward: use {', '.join(REWARD_BACKENDS)}"
+        )
+    location = os.fspath(spec)
+    location = location if "://" in location else resolve_location(location)  # URLs are not resolved
+    options = dict(dtype=dtype, device=device, trust_remote_code=trust_remote_code, allow_pickle=allow_pickle)
+    key = ("reward", location, backend, cache_key({**options, **backend_kwargs}))
+    return load_once(key, lambda: _load_reward(backend, location, options, backend_kwargs))
+
+
+def reward_options(backend: str) -> tuple[str, ...]:
+    """The from_pretrained keyword arguments that also go to the reward model."""
+    return ("trust_remote_code", "allow_pickle", *SERVING_OPTIONS.get(backend, ()))
+
+
+def _load_reward(backend: str, location: str, options: dict, backend_kwargs: dict) -> RewardModel:
+    """A value-head directory is our own format, which no server runs: it always loads
+    in-process (so a preset's reward works with backend="vllm" or "openai" too), and the
+    backend's serving options have nothing to configure there."""
+    if backend == "transformers" or _is_value_head_dir(location):
+        refused = sorted(set(backend_kwargs) - set(SERVING_OPTIONS.get(backend, ())))
+        if refused:
+            raise ConfigError(
+                f"{refused} are not allowed for the in-process transformers reward "
+                f"{location!r}; they are options of the vllm and openai reward backends"
+            )
+        backend, backend_kwargs = "transformers", {}
+    return importlib.import_module(REWARD_BACKENDS[backend]).load(location, **options, **backend_kwargs)
+
+
+def _is_value_head_dir(location: str) -> bool:
+    if "://" in location:  # a server URL: no need to import torch to know
+        return False
+    from specs_engine.backends.hf.value_head import CONFIG_FILE
+
+    return (Path(location) / CONFIG_FILE).is_file()
+
+
+def load_once(key: tuple, load: Callable[[], Any]) -> Any:
+    """What load() returns, made on the first ask for key and kept for the process. key[0]
+    names the role ("language", "reward", or e.g. "engine" for what is built from models).
+    One lock for all: two threads asking for one key load it once."""
+    with _cache_lock:
         if key not in _cache:
-            module = importlib.import_module(BACKENDS[backend])
-            _cache[key] = module.load(resolved, dtype=dtype, device=device, **kwargs)
-            _count_load()
+            _cache[key] = load()
+            if key[0] in ("language", "reward"):
+                _count_load()
         return _cache[key]
 
 
@@ -75,7 +161,14 @@ def load_count() -> int:
     return _loads
 
 
-def clear_model_cache() -> None:
-    """Forget every loaded model (the next load reads from disk again)."""
+def clear_model_cache(role: str | None = None) -> None:
+    """Forget everything loaded, or what one role holds ("language", "reward", "engine"):
+    the next load reads from disk again."""
     with _cache_lock:
-        _cache.clear()
+        for key in [k for k in _cache if role is None or k[0] == role]:
+            del _cache[key]
+
+
+def clear_reward_cache() -> None:
+    """Forget every loaded reward model."""
+    clear_model_cache("reward")

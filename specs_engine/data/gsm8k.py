@@ -59,7 +59,8 @@ class Problem:
     steps: tuple[str, ...]
     """The reference solution's lines, calculator notes removed, without the '####' line."""
     template: int
-    """The GSM-Symbolic template (and original GSM8K problem) it comes from."""
+    """The GSM-Symbolic template (and original GSM8K problem) it comes from; for a problem of
+    our own generator (data/word_problems.py), the number of its generator template."""
     split: str
 
     def messages(self, instruction: str = DEFAULT_INSTRUCTION) -> list[dict[str, str]]:

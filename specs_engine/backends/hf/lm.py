@@ -1,0 +1,371 @@
+"""TransformersLM: a draft or target model running in-process with Hugging Face transformers.
+
+    >>> lm = TransformersLM.from_pretrained("path/to/Qwen2.5-0.5B-Instruct", dtype="bfloat16")
+    >>> prefix = lm.encode_prompt([{"role": "user", "content": "What is 2 + 3?"}])
+    >>> params = ProposalParams(delimiter="\\n\\n", max_new_tokens=128, temperature=0.7, seed=0)
+    >>> [cands] = lm.propose([prefix], 4, params)          # 4 candidate steps, one batch
+    >>> lm.score([prefix] * 4, [c.token_ids for c in cands])  # per-token log-probs
+
+Each prefix is prefilled once (batch 1) and its KV repeated over the candidates, which
+decode together in one batched loop that stops each row at the delimiter, EOS, a stop
+string, the token limit or the deadline. Prefixes are handled one after another, not
+padded into one batch: SPECS keeps few beams (n // beam_width, usually 1-4) with many
+candidates each, so the batch is already wide, and unpadded rows keep every KV row
+reusable by the prefix cache, which saves far more than cross-beam padding would.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Optional, Sequence
+
+from specs_engine.backends.candidates import (
+    check_count, check_pairs, tokenizer_fingerprint, tokens_within,
+)
+from specs_engine.backends.hf.common import import_torch, import_transformers, load_model, load_tokenizer
+from specs_engine.errors import ConfigError
+from specs_engine.models import Candidate, FinishReason, Prompt, ProposalParams
+
+torch = import_torch()  # raises MissingExtraError("torch", "transformers") when absent
+
+from specs_engine.backends.hf.kv_cache import (  # noqa: E402  (needs torch)
+    CachedPrefix, PrefixCache, kv_of, row_kv, to_dynamic_cache,
+)
+from specs_engine.backends.hf.sampling import sample_next  # noqa: E402
+
+MAX_LOGITS_ELEMENTS = 2**27
+"""Largest logits tensor one scoring forward may produce (rows are chunked to fit)."""
+
+
+@dataclass
+class _Row:
+    """One candidate being decoded."""
+
+    tokens: list[int] = field(default_factory=list)
+    logprobs: list[float] = field(default_factory=list)
+    finish: Optional[FinishReason] = None
+    keep: Optional[int] = None
+    """Tokens kept when a stop string cut the candidate short."""
+
+
+class TransformersLM:
+    """A LanguageModel over an AutoModelForCausalLM and its tokenizer (see module docstring)."""
+
+    def __init__(self, model: Any, tokenizer: Any, name: Optional[str] = None, cache_size: int = 16):
+        self.model = model
+        """The causal LM; callers must hold `lock` while using it directly."""
+        self.tokenizer = tokenizer
+        self.name = name or getattr(model.config, "name_or_path", "") or type(model).__name__
+        self.device = next(model.parameters()).device
+        self.context_window = context_window(model.config, tokenizer)
+        self.tokenizer_fingerprint = tokenizer_fingerprint(tokenizer)
+        self.eos_token_ids = eos_token_ids(model, tokenizer)
+        self.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        self.vocab_size = model.get_output_embeddings().weight.shape[0]
+        self.prefill_tokens = 0
+        """Prompt/prefix tokens run through the model outside decoding (cache misses)."""
+        self.decode_tokens = 0
+        self.scored_tokens = 0
+        self.lock = threading.RLock()
+        self._prefixes = PrefixCache(cache_size)
+
+    @classmethod
+    def from_pretrained(
+        cls, location: str | os.PathLike, dtype: Any = "bfloat16", device: str = "cpu",
+        trust_remote_code: bool = False, allow_pickle: bool = False,
+        gguf_file: Optional[str] = None, name: Optional[str] = None, cache_size: int = 16,
+    ) -> TransformersLM:
+        """Load from a local directory (or a hub id when the hub is reachable).
+
+        Weights must be safetensors (or GGUF) unless allow_pickle=True; remote code runs
+        only with trust_remote_code=True.
+        """
+        location = os.fspath(location)
+        transformers = import_transformers()
+        model = load_model(
+            transformers.AutoModelForCausalLM, location, dtype=dtype, device=device,
+            trust_remote_code=trust_remote_code, allow_pickle=allow_pickle, gguf_file=gguf_file,
+        )
+        tokenizer = load_tokenizer(location, trust_remote_code, gguf_file)
+        return cls(model, tokenizer, name=name or _default_name(location, gguf_file), cache_size=cache_size)
+
+    def __repr__(self) -> str:
+        return f"TransformersLM(name={self.name!r}, device={str(self.device)!r})"
+
+    # ---- encoding -----------------------------------------------------------------
+
+    def encode_prompt(self, prompt: Prompt) -> list[int]:
+        """Strings are encoded as-is (with BOS if the tokenizer adds one); chat messages go
+        through the chat template with the assistant turn opened."""
+        with self.lock:  # rewards sharing this tokenizer pad batches, which mutates it
+            if isinstance(prompt, str):
+                ids = self.tokenizer(prompt, add_special_tokens=True)["input_ids"]
+            else:
+                text = self.tokenizer.apply_chat_template(
+                    _check_messages(prompt, self.name, self.tokenizer),
+                    add_generation_prompt=True, tokenize=False,
+                )
+                ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        if not ids:
+            raise ConfigError(f"prompt={prompt!r} encodes to no tokens: give a non-empty prompt")
+        return list(ids)
+
+    def encode(self, text: str) -> list[int]:
+        with self.lock:
+            return list(self.tokenizer.encode(text, add_special_tokens=False))
+
+    def decode(self, token_ids: Sequence[int]) -> str:
+        return self.tokenizer.decode(list(token_ids), skip_special_tokens=True)
+
+    # ---- proposing ----------------------------------------------------------------
+
+    def propose(
+        self, prefixes: Sequence[Sequence[int]], num_candidates: int, params: ProposalParams
+    ) -> list[list[Candidate]]:
+        """num_candidates sampled next steps per prefix (see the module docstring)."""
+        check_count(num_candidates)
+        _check_params(params)
+        checked = [self._check_prefix(p, f"prefixes[{i}]") for i, p in enumerate(prefixes)]
+        generator = torch.Generator(device=self.device)
+        generator.manual_seed(params.seed if params.seed is not None else torch.seed())
+        with self.lock, torch.inference_mode():
+            return [self._propose_one(p, num_candidates, params, generator) for p in checked]
+
+    def _propose_one(
+        self, prefix: tuple[int, ...], n: int, params: ProposalParams, generator: Any
+    ) -> list[Candidate]:
+        state = self._prefix_state(prefix)
+        cache = to_dynamic_cache(state.kv, len(prefix), n)
+        logits = state.last_logits.expand(n, -1)
+        rows, active = [_Row() for _ in range(n)], list(range(n))
+        limit = min(params.max_new_tokens, self.context_window - len(prefix))
+        while True:
+            tokens, logprobs = sample_next(logits, params.temperature, params.top_p, params.greedy, generator)
+            self.decode_tokens += len(active)
+            for i, r in enumerate(active):
+                rows[r].tokens.append(int(tokens[i]))
+                rows[r].logprobs.append(float(logprobs[i]))
+                rows[r].finish = self._finish(rows[r], params, limit)
+            if params.deadline is not None and time.monotonic() >= params.deadline:
+                for r in active:
+                    rows[r].finish = rows[r].finish or "deadline"
+            still = [i for i, r in enumerate(active) if rows[r].finish is None]
+            self._remember_finished(prefix, rows, active, cache, logits)
+            if not still:
+                break
+            if len(still) < len(active):
+                cache.batch_select_indices(torch.tensor(still, device=self.device))
+            active = [active[i] for i in still]
+            step_input = tokens[still][:, None].to(self.device)
+            logits = self.model(input_ids=step_input, past_key_values=cache, use_cache=True).logits[:, -1].float()
+        self._prefixes.put(state)  # the prefix itself stays the most recently used
+        return [self._candidate(row) for row in rows]
+
+    def _finish(self, row: _Row, params: ProposalParams, limit: int) -> Optional[FinishReason]:
+        """Why this row stops after its newest token, or None to go on."""
+        if row.tokens[-1] in self.eos_token_ids:
+            return "eos"
+        text = self.decode(row.tokens)
+        delimiter_at = text.find(params.delimiter)
+        stops = [text.find(s) for s in params.stop if s in text]
+        if stops and (delimiter_at < 0 or min(stops) <= delimiter_at):
+            tokens = row.tokens
+            row.keep = tokens_within(len(tokens), text[: min(stops)], lambda m: self.decode(tokens[:m]))
+            return "stop"
+        if delimiter_at >= 0:
+            return "delimiter"
+        return "length" if len(row.tokens) >= limit else None
+
+    def _remember_finished(
+        self, prefix: tuple[int, ...], rows: list[_Row], active: list[int], cache: Any, logits: Any
+    ) -> None:
+        """Cache the KV of rows that just finished, so the next step on an accepted
+        candidate prefills (almost) nothing. The cache holds every token but the last."""
+        kv = None
+        for i, r in enumerate(active):
+            row = rows[r]
+            if row.finish is None or len(row.tokens) < 2 or self._prefixes.capacity <= 0:
+                continue
+            kv = kv if kv is not None else kv_of(cache)
+            ids = prefix + tuple(row.tokens[:-1])
+            self._prefixes.put(CachedPrefix(ids, row_kv(kv, i, len(ids), copy=True), logits[i].clone()))
+
+    def _candidate(self, row: _Row) -> Candidate:
+        keep = len(row.tokens) if row.keep is None else row.keep
+        tokens = tuple(row.tokens[:keep])
+        return Candidate(tokens, self.decode(tokens), tuple(row.logprobs[:keep]), row.finish or "length")
+
+    # ---- scoring ------------------------------------------------------------------
+
+    def score(
+        self, prefixes: Sequence[Sequence[int]], continuations: Sequence[Sequence[int]],
+        *, deadline: Optional[float] = None,
+    ) -> list[list[float]]:
+        """Per-token log p(continuation | prefix). Pairs sharing a prefix (the usual case:
+        all candidates of one beam) run as one batch over that prefix's cached KV.
+        `deadline` is ignored: an in-process prefill cannot hang, and is not cut short."""
+        check_pairs(prefixes, continuations)
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for i, prefix in enumerate(prefixes):
+            groups.setdefault(self._check_prefix(prefix, f"prefixes[{i}]"), []).append(i)
+        conts = [self._check_ids(c, f"continuations[{i}]") for i, c in enumerate(continuations)]
+        out: list[list[float]] = [[] for _ in conts]
+        with self.lock, torch.inference_mode():
+            for prefix, members in groups.items():
+                for chunk in self._chunks(members, conts):
+                    for i, scores in zip(chunk, self._score_group(prefix, [conts[i] for i in chunk])):
+                        out[i] = scores
+        return out
+
+    def _chunks(self, members: list[int], conts: list[tuple[int, ...]]) -> list[list[int]]:
+        """Split a group so no forward materialises more than MAX_LOGITS_ELEMENTS logits."""
+        width = max([len(conts[i]) for i in members] + [1])
+        size = max(1, MAX_LOGITS_ELEMENTS // (width * self.vocab_size))
+        return [members[k : k + size] for k in range(0, len(members), size)]
+
+    def _score_group(self, prefix: tuple[int, ...], conts: list[tuple[int, ...]]) -> list[list[float]]:
+        state = self._prefix_state(prefix)
+        first = torch.log_softmax(state.last_logits, dim=-1)
+        rows = [i for i, c in enumerate(conts) if c]
+        out: list[list[float]] = [[] for _ in conts]
+        if not rows:
+            return out
+        batch = torch.full((len(rows), max(len(conts[i]) for i in rows)), self.pad_token_id, device=self.device)
+        for j, i in enumerate(rows):
+            batch[j, : len(conts[i])] = torch.tensor(conts[i])
+        cache = to_dynamic_cache(state.kv, len(prefix), len(rows))
+        # Right padding needs no mask: causal attention never lets a real token see a pad.
+        logits = self.model(input_ids=batch, past_key_values=cache, use_cache=True).logits
+        kv = kv_of(cache)
+        for j, i in enumerate(rows):
+            length = len(conts[i])
+            rest = torch.log_softmax(logits[j, : length - 1].float(), dim=-1)
+            rest = rest.gather(-1, batch[j, 1:length, None]).squeeze(-1)
+            out[i] = [float(first[conts[i][0]])] + rest.tolist()
+            ids = prefix + conts[i]
+            self._prefixes.put(CachedPrefix(ids, row_kv(kv, j, len(ids), copy=False), logits[j, length - 1].float()))
+        self.scored_tokens += sum(len(conts[i]) for i in rows)
+        self._prefixes.put(state)
+        return out
+
+    # ---- the prefix cache -----------------------------------------------------------
+
+    def _prefix_state(self, prefix: tuple[int, ...]) -> CachedPrefix:
+        """The KV of prefix and the logits after it, prefilling only what no cached
+        prefix already covers."""
+        return self._extend(prefix)[0]
+
+    def _extend(self, prefix: tuple[int, ...], hidden_states: bool = False) -> tuple[CachedPrefix, Any]:
+        """Runs the tokens of prefix that no cached prefix covers (at least the last one,
+        unless prefix is cached whole and no hidden states are wanted), caches the result,
+        and returns it with the raw model output (None when nothing ran)."""
+        hit, start, cache = self._prefixes.resume(prefix, whole=not hidden_states)
+        if hit is not None:
+            return hit, None
+        new = torch.tensor([prefix[start:]], device=self.device)
+        out = self.model(input_ids=new, past_key_values=cache, use_cache=True, logits_to_keep=1,
+                         output_hidden_states=hidden_states)
+        self.prefill_tokens += len(prefix) - start
+        state = CachedPrefix(prefix, kv_of(out.past_key_values), out.logits[0, -1].float())
+        self._prefixes.put(state)
+        return state, out
+
+    def last_hidden_states(self, sequences: Sequence[Sequence[int]], layer: int = -1) -> Any:
+        """float32 [sequences, hidden]: the `layer` hidden state at each sequence's last
+        token, for reward heads on this frozen model. Goes through the prefix cache, so a
+        solution that extends one scored at the previous step runs only its new tokens."""
+        rows = []
+        with self.lock, torch.inference_mode():
+            for i, sequence in enumerate(sequences):
+                ids = self._check_prefix(sequence, f"sequences[{i}]")
+                if len(ids) < 2:
+                    raise ConfigError(f"sequences[{i}] has {len(ids)} token(s); at least 2 are needed")
+                _, out = self._extend(ids, hidden_states=True)
+                rows.append(out.hidden_states[layer][0, -1].float())
+        return torch.stack(rows)
+
+    def clear_cache(self) -> None:
+        """Drop every cached prefix (e.g. to free memory between unrelated prompts)."""
+        with self.lock:
+            self._prefixes.clear()
+
+    # ---- input checks -------------------------------------------------------------
+
+    def _check_ids(self, ids: Sequence[int], name: str) -> tuple[int, ...]:
+        if isinstance(ids, (str, bytes)) or not isinstance(ids, Sequence):
+            raise ConfigError(f"{name}={ids!r} is not allowed: it must be a sequence of token ids")
+        bad = [t for t in ids if isinstance(t, bool) or not isinstance(t, int) or not 0 <= t < self.vocab_size]
+        if bad:
+            raise ConfigError(
+                f"{name} holds {bad[0]!r}, not a token id of {self.name!r} (ints in [0, {self.vocab_size}))"
+            )
+        return tuple(ids)
+
+    def _check_prefix(self, prefix: Sequence[int], name: str) -> tuple[int, ...]:
+        ids = self._check_ids(prefix, name)
+        if not ids:
+            raise ConfigError(f"{name} is empty: a prefix needs at least one token (the prompt)")
+        if len(ids) >= self.context_window:
+            raise ConfigError(
+                f"{name} has {len(ids)} tokens, which fills the context window of "
+                f"{self.name!r} ({self.context_window} tokens): shorten the prompt or budget"
+            )
+        return ids
+
+
+def load(location: str, *, dtype: Any = "bfloat16", device: str = "cpu", **kwargs: Any) -> TransformersLM:
+    """The backend entry point used by specs_engine.backends.load_language_model."""
+    return TransformersLM.from_pretrained(location, dtype=dtype, device=device, **kwargs)
+
+
+def context_window(config: Any, tokenizer: Any) -> int:
+    """Most tokens the model accepts: the config's positions, else the tokenizer's limit."""
+    text_config = config.get_text_config() if hasattr(config, "get_text_config") else config
+    window = getattr(text_config, "max_position_embeddings", None)
+    return int(window or getattr(tokenizer, "model_max_length", 2048))
+
+
+def eos_token_ids(model: Any, tokenizer: Any) -> frozenset[int]:
+    """Every id that ends a solution: the tokenizer's EOS and the generation config's."""
+    ids = {tokenizer.eos_token_id}
+    configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    ids.update(configured if isinstance(configured, (list, tuple)) else [configured])
+    return frozenset(i for i in ids if i is not None)
+
+
+def _default_name(location: str, gguf_file: Optional[str]) -> str:
+    return gguf_file or os.path.basename(os.path.normpath(location)) or location
+
+
+def _check_params(params: Any) -> None:
+    if not isinstance(params, ProposalParams):
+        raise ConfigError(f"params={params!r} is not allowed: it must be a ProposalParams")
+    if not isinstance(params.delimiter, str) or not params.delimiter:
+        raise ConfigError(f"delimiter={params.delimiter!r} is not allowed: it must be a non-empty string")
+    if isinstance(params.max_new_tokens, bool) or not isinstance(params.max_new_tokens, int) or params.max_new_tokens < 1:
+        raise ConfigError(f"max_new_tokens={params.max_new_tokens!r} is not allowed: it must be an integer >= 1")
+    if not params.greedy and not params.temperature > 0:
+        raise ConfigError(f"temperature={params.temperature!r} is not allowed: it must be > 0 (or greedy=True)")
+    if not 0 < params.top_p <= 1:
+        raise ConfigError(f"top_p={params.top_p!r} is not allowed: it must be in (0, 1]")
+    if any(not isinstance(s, str) or not s for s in params.stop):
+        raise ConfigError(f"stop={params.stop!r} is not allowed: stop strings must be non-empty strings")
+
+
+def _check_messages(messages: Any, name: str, tokenizer: Any) -> list[dict[str, str]]:
+    """Chat messages as plain dicts; refuses anything else by name."""
+    if getattr(tokenizer, "chat_template", None) is None:
+        raise ConfigError(f"model {name!r} has no chat template: give the prompt as a plain string")
+    ok = isinstance(messages, Sequence) and all(
+        isinstance(m, Mapping) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)
+        for m in messages
+    )
+    if not ok or not messages:
+        raise ConfigError(
+            f"prompt={messages!r} is not allowed: give a string or a non-empty list of "
+            '{"role": str, "content": str} messages'
+        )
+    return [dict(m) for m in messages]

