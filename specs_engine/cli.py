@@ -98,7 +98,8 @@ def load_engine(args: argparse.Namespace) -> SpecsEngine:
     bad flag)."""
     chosen = models(args)
     print(f"loading models ({chosen['preset'] or 'custom'}) ...", file=sys.stderr)
-    return SpecsEngine.from_pretrained(**chosen)
+    engine = SpecsEngine.from_pretrained(**chosen)
+    return engine.warm_up() if args.budget_s else engine  # no budget pays for first-call setup
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -141,13 +142,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
                              f"method one of {', '.join(METHODS)}")
     problems = load_problems(args.split, limit=args.limit)
     config, budget = config_and_budget(args)
-    bench.check_settings(args.out, bench.settings(args.split, config, budget, models(args)))
-    engine = load_engine(args)
-    from tqdm import tqdm
+    with bench.exclusive(args.out):  # a second run on this folder is refused before loading
+        bench.check_settings(args.out, bench.settings(args.split, config, budget, models(args)))
+        engine = load_engine(args)
+        from tqdm import tqdm
 
-    with tqdm(total=len(problems) * len(arms), desc="bench", unit="run") as progress:
-        bench.run_rows(engine, problems, arms, config, budget, args.out, progress)
-    table = bench.write_summary(args.out)
+        with tqdm(total=len(problems) * len(arms), desc="bench", unit="run") as progress:
+            bench.run_rows(engine, problems, arms, config, budget, args.out, progress)
+        table = bench.write_summary(args.out)
     print(bench.markdown(table))
     print(f"rows, summary and plot in {args.out}/")
     return 0

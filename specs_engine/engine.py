@@ -13,9 +13,11 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, AsyncIterator, Callable, Iterator, Mapping, Optional, Sequence, Union
 
+from specs_engine import call_context
+from specs_engine.call_context import CallContext
 from specs_engine.config import METHODS, Budget, SpecsConfig
 from specs_engine.errors import ConfigError
-from specs_engine.models import LanguageModel, Prompt, RewardModel
+from specs_engine.models import LanguageModel, Prompt, ProposalParams, RewardModel
 from specs_engine.result import Event, FinalEvent, SearchResult
 from specs_engine.search.beam_search import run_beam_search
 from specs_engine.search.best_of_n import run_best_of_n
@@ -70,7 +72,7 @@ class SpecsEngine:
                 )
         self.draft, self.target, self.reward = draft, target, _as_reward_model(reward)
         self.clock = clock
-        self._executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="specs-verify")
+        self._executor = ThreadPoolExecutor(max_workers=16, thread_name_prefix="specs-verify")
 
     @classmethod
     def from_pretrained(
@@ -137,20 +139,44 @@ class SpecsEngine:
         stop: Optional[Sequence[str]] = None,
         on_event: Optional[Callable[[Event], None]] = None,
         cancel: Optional[threading.Event] = None,
+        entered: Optional[float] = None,
     ) -> SearchResult:
-        """Runs one search and returns its result, by the budget's deadline."""
-        run = self._prepare(prompt, method, config, budget, model, stop, on_event, cancel)
-        if method == "specs":
-            run_specs(run)
-        elif method == "rsd":
-            run_rsd(run)
-        elif method == "beam_search":
-            run_beam_search(run, model)
-        elif method == "best_of_n":
-            run_best_of_n(run, model)
-        else:
-            run_greedy(run, model)
-        return run.finish(method)
+        """Runs one search and returns its result, by the budget's deadline. The clock
+        starts at entry: encoding the prompt and waiting for models other calls are using
+        count against the budget like the search itself. `entered` is the clock's value
+        when the call entered (stream() passes its own: its search runs in a thread)."""
+        entered = self.clock() if entered is None else entered
+        budget = _as_budget(budget)
+        call = CallContext(_deadline(budget, self.clock() - entered), load_s=call_context.take_load())
+        with call_context.opened(call):
+            run = self._prepare(prompt, method, config, budget, model, stop, on_event, cancel,
+                                entered=entered, call=call)
+            if method == "specs":
+                run_specs(run)
+            elif method == "rsd":
+                run_rsd(run)
+            elif method == "beam_search":
+                run_beam_search(run, model)
+            elif method == "best_of_n":
+                run_best_of_n(run, model)
+            else:
+                run_greedy(run, model)
+            return run.finish(method)
+
+    def warm_up(self) -> SpecsEngine:
+        """One tiny proposal, score and reward through every model, so the first real
+        call's budget pays for no lazy initialisation (allocator, kernels, tokenizer
+        caches). Models already loaded at construction; call this once before calls with
+        a budget, e.g. `SpecsEngine.from_pretrained(preset="qwen2.5-coder").warm_up()`."""
+        params = ProposalParams(delimiter="\n\n", max_new_tokens=2, greedy=True)
+        for lm in (self.draft, self.target):
+            if lm is not None:
+                ids = lm.encode_prompt("Warm-up: 1 + 1 =")
+                [candidates] = lm.propose([ids], 1, params)
+                lm.score([ids], [list(candidates[0].token_ids) or ids[-1:]])
+        if self.reward is not None:
+            self.reward.score("Warm-up: 1 + 1 =", [["1 + 1 = 2."]])
+        return self
 
     def stream(self, prompt: Prompt, method: str = "specs", config: ConfigLike = None,
                budget: BudgetLike = None, **kwargs: Any) -> Iterator[Event]:
@@ -201,10 +227,13 @@ class SpecsEngine:
                budget: BudgetLike, kwargs: dict[str, Any]) -> threading.Event:
         """Runs generate() in a thread that puts events, an exception, then _DONE."""
         cancel = threading.Event()
+        entered, loaded = self.clock(), call_context.take_load()
 
         def work() -> None:
+            call_context.note_load(loaded)  # this thread's context is a new one
             try:
-                self.generate(prompt, method, config, budget, on_event=put, cancel=cancel, **kwargs)
+                self.generate(prompt, method, config, budget, on_event=put, cancel=cancel,
+                              entered=entered, **kwargs)
             except BaseException as exc:  # handed to the consumer, who re-raises it
                 put(exc)
             finally:
@@ -216,7 +245,8 @@ class SpecsEngine:
     def _prepare(self, prompt: Prompt, method: str, config: ConfigLike, budget: BudgetLike,
                  model: str, stop: Optional[Sequence[str]],
                  on_event: Optional[Callable[[Event], None]],
-                 cancel: Optional[threading.Event]) -> SearchRun:
+                 cancel: Optional[threading.Event], *, entered: Optional[float] = None,
+                 call: Optional[CallContext] = None) -> SearchRun:
         _check_prompt(prompt)
         config, budget = _as_config(config), _as_budget(budget)
         roles = self._roles_for(method, model)
@@ -228,7 +258,7 @@ class SpecsEngine:
             prompt_ids, question_of(prompt), config, budget,
             pass_ids=pass_ids, stop=stop, clock=self.clock, on_event=on_event,
             slots=config.n if method == "best_of_n" else None,
-            cancel=cancel,
+            cancel=cancel, start=entered, call=call,
         )
 
     def _roles_for(self, method: str, model: str) -> list[str]:
@@ -270,6 +300,13 @@ class SpecsEngine:
         return same and config.token_passing != "text"
 
 
+def _deadline(budget: Budget, spent_s: float) -> Optional[float]:
+    """The call's deadline on time.monotonic(), which the backends compare against."""
+    if budget.latency_s is None:
+        return None
+    return time.monotonic() + budget.latency_s - spent_s
+
+
 def _as_reward_model(reward: Optional[RewardLike]) -> Optional[RewardModel]:
     if reward is None or isinstance(reward, RewardModel):
         return reward
@@ -305,20 +342,29 @@ def _as_budget(budget: BudgetLike) -> Budget:
     raise ConfigError(f"budget={budget!r} is not allowed: pass a Budget, a dict or None")
 
 
+ROLES = ("system", "user", "assistant", "tool")
+"""Chat roles the models' chat templates render."""
+
+
 def _check_prompt(prompt: Prompt) -> None:
     if isinstance(prompt, str):
         if not prompt.strip():
             raise ConfigError("prompt is empty: pass a non-empty string or chat messages")
         return
-    if isinstance(prompt, Sequence) and prompt and all(
+    if not (isinstance(prompt, Sequence) and prompt and all(
         isinstance(m, Mapping) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)
         for m in prompt
-    ):
-        return
-    raise ConfigError(
-        f"prompt={prompt!r:.80} is not allowed: pass a non-empty string or a non-empty list "
-        "of {'role': str, 'content': str} messages"
-    )
+    )):
+        raise ConfigError(
+            f"prompt={prompt!r:.80} is not allowed: pass a non-empty string or a non-empty list "
+            "of {'role': str, 'content': str} messages"
+        )
+    for i, message in enumerate(prompt):
+        if message["role"] not in ROLES:
+            raise ConfigError(f"prompt[{i}]['role']={message['role']!r} is not allowed: "
+                              f"roles are {', '.join(ROLES)}")
+        if not message["content"].strip():
+            raise ConfigError(f"prompt[{i}]['content'] is blank: every message needs text")
 
 
 def _check_stop(stop: Optional[Sequence[str]]) -> tuple[str, ...]:

@@ -36,7 +36,18 @@ class Stats:
     target_s: float = 0.0
     reward_s: float = 0.0
     overhead_s: float = 0.0
-    """Wall time during which no model was running: the engine's own cost."""
+    """Wall time during which no model was running: the engine's own cost (including
+    queue_s and encoding the prompt)."""
+    queue_s: float = 0.0
+    """Seconds the call waited for models other calls were using (part of wall_s: the
+    budget's clock starts when the call enters the engine). Summed over the call's
+    threads (target and reward wait side by side), capped at wall_s."""
+    load_s: float = 0.0
+    """Seconds this call spent loading models before its clock started (an integration's
+    first call, when nothing loaded them before: see warm_up()); not part of wall_s."""
+    reward_cut: bool = False
+    """True when the deadline cut a reward call: that round kept its likeliest candidate
+    unscored (reward None), as when the deadline cuts the target's verification."""
     steps_from_draft: int = 0
     """Steps of the returned solution written by the draft: soft-verified ones, and near
     the deadline the greedy finishing steps (Step.score is None for those)."""

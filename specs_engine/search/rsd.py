@@ -22,6 +22,8 @@ def rsd_step(run: SearchRun, beams: list[Beam]) -> list[Beam]:
     if run.timed_out():
         return run.salvage(proposals)
     rewards = run.rewards(proposals)
+    if rewards is None:  # the deadline cut the reward
+        return run.salvage(proposals)
     good = [i for i, r in enumerate(rewards) if r >= run.config.rsd_threshold]
     if good:
         picked = [proposals[i] for i in good]

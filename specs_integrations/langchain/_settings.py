@@ -43,9 +43,10 @@ from specs_integrations._settings import (
 PREFIX = "specs_"
 """Prefix that marks a configurable key as ours beyond doubt."""
 REMOTE_ONLY = ("timeout", "max_retries", "api_key")
-"""LangChain's standard constructor parameters for hosted APIs. Accepted (and dropped) so
-generic code such as the standard test suite can construct us; they mean nothing for
-in-process models. The time limit of a call is latency_budget_s."""
+"""LangChain's standard constructor parameters for hosted APIs. With backend="openai"
+api_key and timeout go to the servers (SpecsFields); otherwise they are accepted (and
+dropped) so generic code such as the standard test suite can construct us: they mean
+nothing for in-process models. The time limit of a call is latency_budget_s."""
 ROUTING_KWARGS = ("stream",)
 """Call kwargs LangChain uses for its own routing; not settings."""
 
@@ -78,7 +79,8 @@ class SpecsLangChainBase(SpecsFields):
     @classmethod
     def _drop_remote_only(cls, data: Any) -> Any:
         if isinstance(data, dict):
-            data = {k: v for k, v in data.items() if k not in REMOTE_ONLY}
+            kept = ("api_key", "timeout") if data.get("backend") == "openai" else ()
+            data = {k: v for k, v in data.items() if k not in REMOTE_ONLY or k in kept}
         return data
 
     # ---- settings from the RunnableConfig -------------------------------------------

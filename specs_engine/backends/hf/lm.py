@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional, Sequence
 
+from specs_engine.call_context import check_deadline, queued
 from specs_engine.backends.candidates import (
     check_count, check_pairs, tokenizer_fingerprint, tokens_within,
 )
@@ -70,6 +71,10 @@ class TransformersLM:
         self.decode_tokens = 0
         self.scored_tokens = 0
         self.lock = threading.RLock()
+        self.tokenizer_lock = threading.RLock()
+        """Held for tokenizer calls only (a tokenizer's padding state is shared mutable
+        state), so a call encodes its prompt without queueing behind other calls' decoding
+        under `lock`. Order: lock, then tokenizer_lock; never the other way round."""
         self._prefixes = PrefixCache(cache_size)
 
     @classmethod
@@ -100,7 +105,7 @@ class TransformersLM:
     def encode_prompt(self, prompt: Prompt) -> list[int]:
         """Strings are encoded as-is (with BOS if the tokenizer adds one); chat messages go
         through the chat template with the assistant turn opened."""
-        with self.lock:  # rewards sharing this tokenizer pad batches, which mutates it
+        with self.tokenizer_lock:
             if isinstance(prompt, str):
                 ids = self.tokenizer(prompt, add_special_tokens=True)["input_ids"]
             else:
@@ -114,11 +119,12 @@ class TransformersLM:
         return list(ids)
 
     def encode(self, text: str) -> list[int]:
-        with self.lock:
+        with self.tokenizer_lock:
             return list(self.tokenizer.encode(text, add_special_tokens=False))
 
     def decode(self, token_ids: Sequence[int]) -> str:
-        return self.tokenizer.decode(list(token_ids), skip_special_tokens=True)
+        with self.tokenizer_lock:
+            return self.tokenizer.decode(list(token_ids), skip_special_tokens=True)
 
     # ---- proposing ----------------------------------------------------------------
 
@@ -131,7 +137,7 @@ class TransformersLM:
         checked = [self._check_prefix(p, f"prefixes[{i}]") for i, p in enumerate(prefixes)]
         generator = torch.Generator(device=self.device)
         generator.manual_seed(params.seed if params.seed is not None else torch.seed())
-        with self.lock, torch.inference_mode():
+        with queued(self.lock, until_deadline=True), torch.inference_mode():
             return [self._propose_one(p, num_candidates, params, generator) for p in checked]
 
     def _propose_one(
@@ -213,7 +219,7 @@ class TransformersLM:
             groups.setdefault(self._check_prefix(prefix, f"prefixes[{i}]"), []).append(i)
         conts = [self._check_ids(c, f"continuations[{i}]") for i, c in enumerate(continuations)]
         out: list[list[float]] = [[] for _ in conts]
-        with self.lock, torch.inference_mode():
+        with queued(self.lock, until_deadline=True), torch.inference_mode():
             for prefix, members in groups.items():
                 for chunk in self._chunks(members, conts):
                     for i, scores in zip(chunk, self._score_group(prefix, [conts[i] for i in chunk])):
@@ -278,8 +284,9 @@ class TransformersLM:
         token, for reward heads on this frozen model. Goes through the prefix cache, so a
         solution that extends one scored at the previous step runs only its new tokens."""
         rows = []
-        with self.lock, torch.inference_mode():
+        with queued(self.lock, until_deadline=True), torch.inference_mode():
             for i, sequence in enumerate(sequences):
+                check_deadline(f"{self.name!r} reading hidden states")  # a reward stops between rows
                 ids = self._check_prefix(sequence, f"sequences[{i}]")
                 if len(ids) < 2:
                     raise ConfigError(f"sequences[{i}] has {len(ids)} token(s); at least 2 are needed")

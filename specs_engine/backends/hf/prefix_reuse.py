@@ -12,6 +12,7 @@ from __future__ import annotations
 import inspect
 from typing import Any, Optional, Sequence
 
+from specs_engine.call_context import check_deadline
 from specs_engine.backends.hf.common import import_torch
 from specs_engine.errors import ConfigError
 
@@ -41,6 +42,7 @@ class PrefixReuse:
         rows = []
         with torch.inference_mode():
             for ids in sequences:
+                check_deadline("reward model")  # in-process rewards stop between sequences
                 row = self._extend(ids) if self.cached is not False else None
                 if row is None:  # only ever at the first row: the first call decides, once
                     return self._padded(sequences)

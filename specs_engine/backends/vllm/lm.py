@@ -23,6 +23,7 @@ import threading
 import time
 from typing import Any, Sequence
 
+from specs_engine.call_context import queued
 from specs_engine.backends.candidates import (
     check_count, pair_up, prefix_seed, reported_finish_reason, stop_strings, text_before_stop,
     tokenizer_fingerprint, tokens_within,
@@ -129,7 +130,7 @@ class VllmLM:
     def _run(
         self, requests: dict[int, tuple[list[int], Any]], deadline: float | None
     ) -> dict[int, dict[int, Any]]:
-        with ENGINE_LOCK:
+        with queued(ENGINE_LOCK, until_deadline=True):
             return self._step_until(requests, deadline)
 
     def _step_until(
@@ -194,7 +195,7 @@ class VllmLM:
             skip_reading_prefix_cache=not read_cache, detokenize=False,
         )
         prompts = [{"prompt_token_ids": p + c} for p, c in pairs]
-        with ENGINE_LOCK:
+        with queued(ENGINE_LOCK, until_deadline=True):
             outputs = self.llm.generate(prompts, sampling, use_tqdm=False)
         return [_continuation(o.prompt_logprobs, p, c) for o, (p, c) in zip(outputs, pairs)]
 
