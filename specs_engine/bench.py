@@ -25,6 +25,7 @@ from typing import Any, Iterable, Iterator, Optional
 from specs_engine.config import Budget, SpecsConfig
 from specs_engine.engine import SpecsEngine
 from specs_engine.errors import ConfigError
+from specs_engine.methods import METHODS, MODEL_ROLES, REGISTRY
 
 ROWS = "results.jsonl"
 SUMMARY = "summary.json"
@@ -43,13 +44,17 @@ class Arm:
 
     @property
     def label(self) -> str:
-        single = self.method in ("beam_search", "best_of_n", "greedy")
+        single = REGISTRY[self.method].takes_model
         return f"{self.method}:{self.model}" if single else self.method
 
     @classmethod
     def parse(cls, text: str) -> Arm:
-        """'specs', 'rsd', 'beam_search:target', 'greedy:draft', ..."""
+        """'specs', 'rsd', 'beam_search:target', 'greedy:draft', ...; an unknown method or
+        model is refused by the --methods entry that names it."""
         method, _, model = text.partition(":")
+        if method not in METHODS or (model or "target") not in MODEL_ROLES:
+            raise ConfigError(f"--methods entry {text!r}: use method[:{'|'.join(MODEL_ROLES)}], "
+                              f"method one of {', '.join(METHODS)}")
         return cls(method, model or "target")
 
 

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields, replace
-from typing import Any, Literal
+from typing import Any, Literal, Mapping, TypeVar
 
 from specs_engine.errors import ConfigError
 
-METHODS = ("specs", "beam_search", "best_of_n", "rsd", "greedy")
 LOG_RATIOS = ("sum", "mean")
 FINAL_SELECTIONS = ("last_reward", "weighted_vote")
 TOKEN_PASSING = ("auto", "ids", "text")
@@ -110,12 +109,7 @@ class SpecsConfig:
 
     def with_overrides(self, **overrides: Any) -> SpecsConfig:
         """A validated copy with some knobs changed; unknown names are refused by name."""
-        known = {f.name for f in fields(self)}
-        unknown = sorted(set(overrides) - known)
-        if unknown:
-            raise ConfigError(
-                f"unknown SpecsConfig field(s) {unknown}; known fields: {sorted(known)}"
-            )
+        _check_names(SpecsConfig, overrides)
         return replace(self, **overrides)
 
 
@@ -141,3 +135,41 @@ class Budget:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 _fail(name, value, "an integer >= 1")
+
+
+Settings = TypeVar("Settings", SpecsConfig, Budget)
+
+
+def build(kind: type[Settings], settings: Mapping[str, Any]) -> Settings:
+    """kind(**settings), validated; an unknown name is refused with the known ones (a bare
+    TypeError would name neither)."""
+    _check_names(kind, settings)
+    return kind(**settings)
+
+
+def from_settings(settings: Mapping[str, Any]) -> tuple[SpecsConfig, Budget]:
+    """Flat settings (CLI flags, an integration's fields) as a validated SpecsConfig and
+    Budget: each name goes to the one that declares it, each value is checked once, by it.
+    The one place flat knobs become a search's settings, so every entry point refuses
+    the same values with the same message."""
+    config_names, budget_names = _names(SpecsConfig), _names(Budget)
+    unknown = [name for name in settings if name not in config_names + budget_names]
+    if unknown:
+        raise ConfigError(
+            f"unknown setting(s) {unknown}; SpecsConfig fields: {', '.join(config_names)}; "
+            f"Budget fields: {', '.join(budget_names)}"
+        )
+    return (build(SpecsConfig, {k: v for k, v in settings.items() if k in config_names}),
+            build(Budget, {k: v for k, v in settings.items() if k in budget_names}))
+
+
+def _names(kind: type) -> tuple[str, ...]:
+    return tuple(f.name for f in fields(kind))
+
+
+def _check_names(kind: type, settings: Mapping[str, Any]) -> None:
+    unknown = sorted(set(settings) - set(_names(kind)))
+    if unknown:
+        raise ConfigError(
+            f"unknown {kind.__name__} field(s) {unknown}; known fields: {', '.join(_names(kind))}"
+        )

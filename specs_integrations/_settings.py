@@ -20,12 +20,14 @@ from pydantic import ValidationError, model_validator
 
 from specs_engine.backends import cache_key, load_once
 from specs_engine.call_context import note_load, take_load
-from specs_engine.config import Budget, SpecsConfig
+from specs_engine.config import Budget, SpecsConfig, from_settings
 from specs_engine.engine import SpecsEngine
 from specs_engine.errors import ConfigError, SpecsError
+from specs_engine.methods import METHODS, MODEL_ROLES, REGISTRY
 from specs_engine.result import SearchResult, Step, StepEvent
 
-Method = Literal["specs", "beam_search", "best_of_n", "rsd", "greedy"]
+Method = Literal[METHODS]
+ModelRole = Literal[MODEL_ROLES]
 
 SETTINGS = (
     "latency_budget_s", "max_steps", "max_new_tokens", "method", "n", "beam_width",
@@ -110,7 +112,7 @@ class SpecsFields(BaseModel):
     """Sampling temperature of the proposing model (None: 0.7). 0 only with greedy."""
     seed: Optional[int] = Field(default=None, strict=True)
     """Fixed seed: the same call gives the same answer twice."""
-    model_role: Literal["draft", "target"] = "target"
+    model_role: ModelRole = "target"
     """Which model runs the single-model methods (beam_search, best_of_n, greedy)."""
     strict_budget: bool = Field(default=False, strict=True)
     """Raise BudgetExhaustedError instead of returning a cut-short answer."""
@@ -311,7 +313,7 @@ def plan_call(settings: Mapping[str, Any]) -> CallPlan:
     """Validated engine arguments for a call; the engine's defaults fill what is None."""
     knobs = {k: settings[k] for k in _CONFIG_KNOBS if settings.get(k) is not None}
     if knobs.get("temperature") == 0:
-        if settings["method"] != "greedy":
+        if REGISTRY[settings["method"]].samples:
             raise ConfigError(
                 f"temperature=0 is not allowed with method={settings['method']!r}: searches "
                 "sample their candidates, so temperature must be > 0; use method='greedy' "
@@ -320,10 +322,11 @@ def plan_call(settings: Mapping[str, Any]) -> CallPlan:
         del knobs["temperature"]
     limits = {"latency_s": settings.get("latency_budget_s"), "max_steps": settings.get("max_steps"),
               "max_new_tokens": settings.get("max_new_tokens")}
+    config, budget = from_settings({**knobs, **{k: v for k, v in limits.items() if v is not None}})
     return CallPlan(
         method=settings["method"],
-        config=SpecsConfig().with_overrides(**knobs),
-        budget=Budget(**{k: v for k, v in limits.items() if v is not None}),
+        config=config,
+        budget=budget,
         model_role=settings.get("model_role", "target"),
         strict_budget=bool(settings.get("strict_budget")),
     )

@@ -33,7 +33,7 @@ from specs_engine.models import Candidate, FinishReason, Prompt, ProposalParams
 torch = import_torch()  # raises MissingExtraError("torch", "transformers") when absent
 
 from specs_engine.backends.hf.kv_cache import (  # noqa: E402  (needs torch)
-    CachedPrefix, PrefixCache, kv_of, row_kv, to_dynamic_cache,
+    CachedPrefix, PrefixCache, forward_with_cache, kv_of, row_kv, to_dynamic_cache,
 )
 from specs_engine.backends.hf.sampling import sample_next  # noqa: E402
 
@@ -166,7 +166,7 @@ class TransformersLM:
                 cache.batch_select_indices(torch.tensor(still, device=self.device))
             active = [active[i] for i in still]
             step_input = tokens[still][:, None].to(self.device)
-            logits = self.model(input_ids=step_input, past_key_values=cache, use_cache=True).logits[:, -1].float()
+            logits = forward_with_cache(self.model, step_input, cache).logits[:, -1].float()
         self._prefixes.put(state)  # the prefix itself stays the most recently used
         return [self._candidate(row) for row in rows]
 
@@ -244,7 +244,7 @@ class TransformersLM:
             batch[j, : len(conts[i])] = torch.tensor(conts[i])
         cache = to_dynamic_cache(state.kv, len(prefix), len(rows))
         # Right padding needs no mask: causal attention never lets a real token see a pad.
-        logits = self.model(input_ids=batch, past_key_values=cache, use_cache=True).logits
+        logits = forward_with_cache(self.model, batch, cache).logits
         kv = kv_of(cache)
         for j, i in enumerate(rows):
             length = len(conts[i])
@@ -272,10 +272,10 @@ class TransformersLM:
         if hit is not None:
             return hit, None
         new = torch.tensor([prefix[start:]], device=self.device)
-        out = self.model(input_ids=new, past_key_values=cache, use_cache=True, logits_to_keep=1,
-                         output_hidden_states=hidden_states)
+        out = forward_with_cache(self.model, new, cache, logits_to_keep=1,
+                                 output_hidden_states=hidden_states)
         self.prefill_tokens += len(prefix) - start
-        state = CachedPrefix(prefix, kv_of(out.past_key_values), out.logits[0, -1].float())
+        state = CachedPrefix(prefix, kv_of(cache), out.logits[0, -1].float())
         self._prefixes.put(state)
         return state, out
 
