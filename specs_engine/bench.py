@@ -4,27 +4,35 @@ Rows are appended to a JSONL file and flushed one problem at a time, so an inter
 run keeps what it finished and a rerun with the same output folder resumes where it
 stopped. Every method sees the same problems, the same models and the same n. The folder
 remembers the settings its rows were run with (settings.json), so a rerun with other
-knobs is refused instead of mixing two settings into one table.
+knobs is refused instead of mixing two settings into one table. A lock file refuses a
+second run on a folder while one is writing it; a row torn by a kill is cut off before
+the next append, and a (method, problem) pair is counted once however often it appears.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import math
+import os
 import statistics
+import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterable, Optional
+from typing import Any, Iterable, Iterator, Optional
 
 from specs_engine.config import Budget, SpecsConfig
 from specs_engine.engine import SpecsEngine
 from specs_engine.errors import ConfigError
+from specs_engine.methods import METHODS, MODEL_ROLES, REGISTRY
 
 ROWS = "results.jsonl"
 SUMMARY = "summary.json"
 SETTINGS = "settings.json"
 TABLE = "summary.md"
 PLOT = "accuracy_latency.png"
+LOCK = ".bench.lock"
 
 
 @dataclass(frozen=True)
@@ -36,13 +44,17 @@ class Arm:
 
     @property
     def label(self) -> str:
-        single = self.method in ("beam_search", "best_of_n", "greedy")
+        single = REGISTRY[self.method].takes_model
         return f"{self.method}:{self.model}" if single else self.method
 
     @classmethod
     def parse(cls, text: str) -> Arm:
-        """'specs', 'rsd', 'beam_search:target', 'greedy:draft', ..."""
+        """'specs', 'rsd', 'beam_search:target', 'greedy:draft', ...; an unknown method or
+        model is refused by the --methods entry that names it."""
         method, _, model = text.partition(":")
+        if method not in METHODS or (model or "target") not in MODEL_ROLES:
+            raise ConfigError(f"--methods entry {text!r}: use method[:{'|'.join(MODEL_ROLES)}], "
+                              f"method one of {', '.join(METHODS)}")
         return cls(method, model or "target")
 
 
@@ -76,17 +88,88 @@ def check_settings(out: Path, current: dict) -> None:
         )
 
 
+_held: dict[Path, list] = {}
+"""Folders this process holds: path -> [holding thread, depth, lock file]."""
+_held_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def exclusive(out: Path) -> Iterator[None]:
+    """Only one run writes a folder at a time (across processes and threads); re-entered
+    freely by the thread holding it. A second run is refused, not queued: it would redo
+    the same rows."""
+    key, me = out.resolve(), threading.get_ident()
+    with _held_lock:
+        if key not in _held:
+            _held[key] = [me, 1, _lock_file(out)]
+        elif _held[key][0] == me:
+            _held[key][1] += 1
+        else:
+            _refuse(out, "another thread of this process")
+    try:
+        yield
+    finally:
+        with _held_lock:
+            _held[key][1] -= 1
+            if _held[key][1] == 0:
+                _held.pop(key)[2].close()  # closing releases the flock
+
+
+def _lock_file(out: Path) -> Any:
+    out.mkdir(parents=True, exist_ok=True)
+    handle = open(out / LOCK, "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "unknown"
+        handle.close()
+        _refuse(out, f"pid {holder}")
+    handle.truncate(0)
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle
+
+
+def _refuse(out: Path, holder: str) -> Any:
+    raise ConfigError(
+        f"another `specs bench` ({holder}) is writing to {out}; wait for it to finish or "
+        "give another --out"
+    )
+
+
+def read_rows(path: Path) -> list[dict]:
+    """The rows of a rows file, each (arm, problem) once (the first); a line that is not
+    a whole JSON row (torn by a kill) is skipped."""
+    rows, seen = [], set()
+    if not path.exists():
+        return rows
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            row = json.loads(line)
+            key = (row["arm"], row["problem"])
+        except (json.JSONDecodeError, TypeError, KeyError):
+            continue
+        if key not in seen:
+            seen.add(key)
+            rows.append(row)
+    return rows
+
+
 def done_keys(path: Path) -> set[tuple[str, str]]:
-    """(arm, problem id) pairs already in the rows file; a torn last line is ignored."""
-    keys = set()
-    if path.exists():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            keys.add((row["arm"], row["problem"]))
-    return keys
+    """(arm, problem id) pairs already in the rows file."""
+    return {(row["arm"], row["problem"]) for row in read_rows(path)}
+
+
+def repair_torn_row(path: Path) -> None:
+    """Cuts a last line without its newline (a row torn by a kill), so the next row
+    starts on a line of its own; the torn row's problem is simply run again."""
+    if not path.exists():
+        return
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        with path.open("r+b") as handle:
+            handle.truncate(data.rfind(b"\n") + 1)
 
 
 def run_rows(
@@ -99,9 +182,16 @@ def run_rows(
     progress: Optional[Any] = None,
 ) -> Path:
     """Runs every arm on every problem not done yet, appending one JSON row each."""
-    out.mkdir(parents=True, exist_ok=True)
     path = out / ROWS
-    done = done_keys(path)
+    with exclusive(out):
+        repair_torn_row(path)
+        done = done_keys(path)
+        _append_rows(engine, problems, arms, config, budget, path, done, progress)
+    return path
+
+
+def _append_rows(engine: SpecsEngine, problems: list, arms: list[Arm], config: SpecsConfig,
+                 budget: Budget, path: Path, done: set, progress: Optional[Any]) -> None:
     with path.open("a", encoding="utf-8") as rows:
         for problem in problems:
             for arm in arms:
@@ -110,7 +200,6 @@ def run_rows(
                     rows.flush()
                 if progress is not None:
                     progress.update(1)
-    return path
 
 
 def run_one(engine: SpecsEngine, problem, arm: Arm, config: SpecsConfig, budget: Budget) -> dict:
@@ -206,8 +295,7 @@ def write_summary(out: Path) -> list[dict]:
     path = out / ROWS
     if not path.exists():
         raise ConfigError(f"no rows at {path}: run `specs bench` first")
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    table = summarise(rows)
+    table = summarise(read_rows(path))
     (out / SUMMARY).write_text(json.dumps(table, indent=2), encoding="utf-8")
     (out / TABLE).write_text(markdown(table), encoding="utf-8")
     plot(table, out / PLOT)

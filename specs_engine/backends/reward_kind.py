@@ -19,7 +19,10 @@ def model_architectures(location: str, trust_remote_code: bool = False) -> list[
     """The architectures in a directory's config.json; for a hub id, transformers' config."""
     config_file = Path(location) / "config.json"
     if config_file.is_file():
-        return list(json.loads(config_file.read_text()).get("architectures") or [])
+        try:
+            return list(json.loads(config_file.read_text()).get("architectures") or [])
+        except (ValueError, AttributeError) as exc:
+            raise ConfigError(f"{config_file} is not a model config: {exc}") from None
     if Path(location).exists():
         raise ConfigError(f"reward={location!r} holds neither {config_file.name} nor a value head config")
     try:  # a hub id: only its config tells (both runtimes that load weights ship transformers)

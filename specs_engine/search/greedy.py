@@ -12,5 +12,5 @@ def run_greedy(run: SearchRun, role: Source) -> list[Beam]:
     beams = run.beams
     while not run.should_stop():
         proposals = run.propose(role, beams, 1, greedy=True)
-        beams = run.advance([run.accept(proposals[0], reward=None)])
+        beams = run.advance([run.accept(p, reward=None) for p in proposals[:1]])  # none: queued out
     return beams

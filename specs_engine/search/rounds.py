@@ -25,6 +25,8 @@ def reward_round(run: SearchRun, role: Source, beams: Sequence[Beam]) -> tuple[l
     if run.timed_out():
         return run.salvage(proposals), float("-inf")
     rewards = run.rewards(proposals)
+    if rewards is None:  # the deadline cut the reward: keep the likeliest, unscored
+        return run.salvage(proposals), float("-inf")
     return keep_best(run, proposals, rewards, run.open_slots()), max(rewards)
 
 
@@ -39,10 +41,11 @@ def finish_cheaply(run: SearchRun, beams: Sequence[Beam], role: Source) -> list[
     best = max(beams, key=rank_key)
     with run.round("cheap"):
         proposals = run.propose(role, [best], 1, greedy=True)
-        if run.timed_out():
+        rewards = None if run.timed_out() else run.rewards(proposals)
+        if rewards is None:
             children = run.salvage(proposals)
         else:
-            children = [run.accept(proposals[0], run.rewards(proposals)[0])]
+            children = [run.accept(proposals[0], rewards[0])]
     return run.advance(children)
 
 

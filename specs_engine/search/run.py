@@ -12,18 +12,21 @@ import math
 import random
 import threading
 import time
-from concurrent.futures import Executor, wait
+from concurrent.futures import Executor, TimeoutError as FutureTimeout, wait
 from contextlib import contextmanager
 from functools import partial
 from dataclasses import dataclass, replace
 from typing import Callable, Iterator, Optional, Sequence
 
 from specs_engine.answers import extract_answer, has_final_answer, weighted_vote
+from specs_engine.call_context import CallContext, in_call
 from specs_engine.config import Budget, SpecsConfig
 from specs_engine.errors import DeadlineExceededError, ModelCallError, RewardError
 from specs_engine.models import Candidate, LanguageModel, Prompt, ProposalParams, RewardModel
 from specs_engine.result import Event, FinalEvent, SearchResult, Source, Stats, Step, StepEvent
 from specs_engine.search.beams import Beam, common_chain, rank_key
+from specs_engine.search.reward_checks import checked_rewards
+from specs_engine.search.structure import screen
 from specs_engine.verification import log_ratio
 
 Clock = Callable[[], float]
@@ -79,12 +82,16 @@ class SearchRun:
         on_event: Optional[Callable[[Event], None]] = None,
         slots: Optional[int] = None,
         cancel: Optional[threading.Event] = None,
+        start: Optional[float] = None,
+        call: Optional[CallContext] = None,
     ):
         self.roles, self.prompt_ids, self.question = roles, prompt_ids, question
         self.config, self.budget, self.pass_ids = config, budget, pass_ids
         self.stop, self.clock, self.on_event = tuple(stop), clock, on_event
         self.cancel = cancel or threading.Event()
-        self.start = clock()
+        self.call = call or CallContext()
+        self.start = clock() if start is None else start
+        """When the call entered the engine: its budget covers encoding and queueing too."""
         self.deadline = self.start + budget.latency_s if budget.latency_s else None
         self.rng = random.Random(config.seed)
         self.slots = slots or config.num_beams
@@ -157,19 +164,21 @@ class SearchRun:
         return self.prompt_ids[role] + self.roles.model(role).encode(beam.text())
 
     def propose(
-        self, role: Source, beams: Sequence[Beam], per_beam: int, greedy: bool = False
+        self, role: Source, beams: Sequence[Beam], per_beam: int, greedy: bool = False,
+        may_defer: bool = False,
     ) -> list[Proposal]:
         """per_beam candidate next steps for each beam, from one batched model call per
-        token limit (usually one: beams differ in room only near max_new_tokens)."""
+        token limit (usually one: beams differ in room only near max_new_tokens), screened
+        by the structural check (may_defer: the round can do without any; see structure)."""
         model = self.roles.model(role)
         prefixes = [self.prefix(role, beam) for beam in beams]
         limits = [max(self._token_room(beam, len(p), model), 1) for beam, p in zip(beams, prefixes)]
         params = ProposalParams(
             delimiter=self.config.delimiter,
             max_new_tokens=max(limits),
-            temperature=self.config.temperature,
+            temperature=self.config.temperature or 1.0,  # 0: greedy (log-probs at temperature 1)
             top_p=self.config.top_p,
-            greedy=greedy,
+            greedy=greedy or self.config.temperature == 0,
             seed=self.rng.getrandbits(31),
             stop=self.stop,
             deadline=None if self.deadline is None else self.deadline - self._verify_cost(),
@@ -179,7 +188,11 @@ class SearchRun:
         for k, limit in enumerate(sorted(set(limits), reverse=True)):
             members = [i for i, room in enumerate(limits) if room == limit]
             group = replace(params, max_new_tokens=limit, seed=params.seed + k)
-            answers = self._call(role, model.name, model.propose, [prefixes[i] for i in members], per_beam, group)
+            try:
+                answers = self._call(role, model.name, model.propose, [prefixes[i] for i in members], per_beam, group)
+            except DeadlineExceededError:  # queued behind other calls until the deadline
+                self.out_of_time()
+                break
             for i, candidates in zip(members, answers):
                 per_prefix[i] = candidates
         self._charge(role, self.clock() - started)
@@ -194,41 +207,71 @@ class SearchRun:
         else:
             self.stats.target_tokens += tokens
         self._considered += len(proposals)
-        return proposals
+        kept = screen(self.config.structure, proposals, may_defer)
+        self.stats.candidates_rejected_structure += len(proposals) - len(kept)
+        return kept
 
     def verify(self, proposals: Sequence[Proposal]) -> Optional[tuple[list[float], list[float]]]:
         """Target log-ratios and rewards of draft candidates, computed concurrently.
         None when the target could not answer before the deadline."""
         started = self.clock()
-        ratios = self.roles.executor.submit(self._target_log_ratios, proposals)
+        ratios = self.roles.executor.submit(in_call(self._target_log_ratios), proposals)
         try:
             rewards = self.rewards(proposals, charge_busy=False)  # while the target scores
+            if rewards is None:
+                return None
             result = ratios.result(), rewards
         except DeadlineExceededError:
             self.out_of_time()
             return None
         finally:
-            wait([ratios])  # a failed reward call must not leave the target writing stats
+            if not ratios.cancel():  # not started yet: dropped; else bounded by the target
+                wait([ratios])  # a failed reward call must not leave the target writing stats
             self._busy_s += self.clock() - started
         self._round_cost["verify"] = self.clock() - started
         return result
 
-    def rewards(self, proposals: Sequence[Proposal], charge_busy: bool = True) -> list[float]:
-        """Reward of each candidate as the last step of its beam, checked to be finite."""
+    def rewards(self, proposals: Sequence[Proposal], charge_busy: bool = True) -> Optional[list[float]]:
+        """Reward of each candidate as the last step of its beam, checked to be finite.
+        None when the deadline cut the reward: the caller salvages the round."""
         solutions = [p.parent.texts() + [p.candidate.text] for p in proposals]
         return self._score_solutions(solutions, charge_busy)
 
-    def _score_solutions(self, solutions: list[list[str]], charge_busy: bool = True) -> list[float]:
+    def _score_solutions(self, solutions: list[list[str]], charge_busy: bool = True) -> Optional[list[float]]:
         reward = self.roles.reward
         assert reward is not None, "engine validated that a reward model exists"
         started = self.clock()
-        values = self._call("reward", reward.name, reward.score, self.question, solutions)
+        try:
+            values = self._reward_by_deadline(reward, solutions)
+        except DeadlineExceededError:
+            self.stats.reward_cut = True
+            self.out_of_time()
+            return None
+        finally:
+            self.stats.reward_s += self.clock() - started
         elapsed = self.clock() - started
         self._round_cost["reward"] = elapsed
-        self.stats.reward_s += elapsed
         if charge_busy:
             self._busy_s += elapsed
-        return self._checked_rewards(reward.name, values, len(solutions))
+        try:
+            return checked_rewards(values, len(solutions), self.config.final_selection == "weighted_vote")
+        except ValueError as exc:
+            raise RewardError("reward", reward.name, self.step_index + 1, exc) from None
+
+    def _reward_by_deadline(self, reward: RewardModel, solutions: list[list[str]]) -> Sequence[float]:
+        """The reward's answer, waited for no longer than the time left. The reward runs
+        in a pool thread (a Python callable cannot be interrupted, but the search can stop
+        waiting for it); remote and in-process rewards also stop themselves at the
+        deadline, which they read from the call's context."""
+        call = partial(self._call, "reward", reward.name, reward.score, self.question, solutions)
+        if self.deadline is None:
+            return call()
+        future = self.roles.executor.submit(in_call(call))
+        try:
+            return future.result(timeout=max(self.time_left(), 0.0))
+        except FutureTimeout:
+            future.cancel()
+            raise DeadlineExceededError(f"reward model {reward.name!r} was still scoring at the deadline") from None
 
     def accept(
         self,
@@ -344,27 +387,6 @@ class SearchRun:
             ratios.append(log_ratio(lps, p.candidate.token_logprobs, self.config.log_ratio))
         return ratios
 
-    def _checked_rewards(self, name: str, values: Sequence[float], expected: int) -> list[float]:
-        values = list(values)
-        if len(values) != expected:
-            raise RewardError(
-                "reward", name, self.step_index + 1,
-                ValueError(f"returned {len(values)} rewards for {expected} solutions"),
-            )
-        for value in values:
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise RewardError(
-                    "reward", name, self.step_index + 1,
-                    ValueError(f"returned {value!r}; rewards must be finite numbers"),
-                )
-            if value < 0 and self.config.final_selection == "weighted_vote":
-                raise RewardError(
-                    "reward", name, self.step_index + 1,
-                    ValueError(f"returned {value!r}; final_selection='weighted_vote' sums rewards as "
-                               "vote weights, which must be >= 0 (e.g. a classifier with sigmoid=True)"),
-                )
-        return [float(v) for v in values]
-
     def _token_room(self, beam: Beam, prefix_len: int, model: LanguageModel) -> int:
         return min(
             self.config.max_step_tokens,
@@ -404,7 +426,8 @@ class SearchRun:
         missing = [b for b in pool if b.step is not None and b.step.reward is None]
         if self.roles.reward is None or len(pool) < 2 or not missing:
             return
-        for beam, value in zip(missing, self._score_solutions([b.texts() for b in missing])):
+        values = self._score_solutions([b.texts() for b in missing])
+        for beam, value in zip(missing, values or ()):
             beam.step = replace(beam.step, reward=value)
 
     def _winner(self, pool: Sequence[Beam]) -> Beam:
@@ -422,6 +445,7 @@ class SearchRun:
         stats.steps_from_target = sum(s.source == "target" for s in steps)
         stats.completion_tokens = winner.total_tokens
         stats.wall_s = self.clock() - self.start
+        stats.queue_s, stats.load_s = min(self.call.queued_s, stats.wall_s), self.call.load_s
         stats.overhead_s = max(stats.wall_s - self._busy_s, 0.0)
         return stats
 

@@ -8,6 +8,7 @@ the real Qwen preset is a slow test (tests/slow/test_real_preset.py).
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -103,21 +104,27 @@ def test_cache_is_built_once_then_reused(tmp_path, monkeypatch):
     assert sources.is_complete(first, entry, full=True)
 
 
-@pytest.mark.parametrize("damage", ["truncate", "drop_marker", "corrupt_marker", "delete_file"])
+@pytest.mark.parametrize("damage", ["truncate", "same_size", "drop_marker", "corrupt_marker",
+                                    "delete_file"])
 def test_damaged_cache_is_detected_and_rebuilt(tmp_path, monkeypatch, damage):
     entry = _fake_entry(tmp_path, monkeypatch)
     convert = RecordingConverter()
     built = sources.ensure_cached(entry, cache_dir=tmp_path / "c", converter=convert)
     weights = built / "model.safetensors"
+    assert sources.is_complete(built, entry, full=True)  # checked once: now remembered
     if damage == "truncate":
         weights.write_bytes(weights.read_bytes()[:5])
+    elif damage == "same_size":  # one flipped byte: sizes match, the hash does not
+        data = bytearray(weights.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        weights.write_bytes(bytes(data))
     elif damage == "drop_marker":
         (built / sources.MARKER).unlink()
     elif damage == "corrupt_marker":
         (built / sources.MARKER).write_text("{not json")
     else:
         weights.unlink()
-    assert not sources.is_complete(built, entry)
+    assert not sources.is_complete(built, entry, full=True)
     rebuilt = sources.ensure_cached(entry, cache_dir=tmp_path / "c", converter=convert)
     assert convert.calls == 2
     assert weights.read_bytes() == b"".join(PARTS) * 3
@@ -131,6 +138,48 @@ def test_full_check_catches_same_size_corruption(tmp_path, monkeypatch):
     weights.write_bytes(b"X" * weights.stat().st_size)
     assert sources.is_complete(built, entry)  # sizes match: the fast check passes
     assert not sources.is_complete(built, entry, full=True)
+
+
+def test_a_killed_builders_staging_folder_is_removed(tmp_path, monkeypatch):
+    import multiprocessing
+    import signal
+
+    entry = _fake_entry(tmp_path, monkeypatch)
+    converting = tmp_path / "converting"
+
+    class Hangs(RecordingConverter):  # writes part of the model, then never finishes
+        def __call__(self, source, gguf_file, out):
+            (out / "model.safetensors").write_bytes(b"half")
+            converting.touch()
+            signal.pause()
+
+    builder = multiprocessing.get_context("fork").Process(
+        target=sources.ensure_cached, args=(entry,),
+        kwargs={"cache_dir": tmp_path / "c", "converter": Hangs()})
+    builder.start()
+    for _ in range(500):
+        if converting.exists():
+            break
+        builder.join(0.02)
+    builder.kill()
+    builder.join()
+    models = tmp_path / "c" / "models"
+    assert any(p.name.startswith(".tmp-") for p in models.iterdir())  # what a killed build leaves
+    sources.ensure_cached(entry, cache_dir=tmp_path / "c", converter=RecordingConverter())
+    assert sorted(p.name for p in models.iterdir()) == [f".{entry.name}.lock", entry.name]
+
+
+@pytest.mark.parametrize("fault", [errno.EROFS, errno.ENOSPC])
+def test_a_read_only_or_full_cache_names_specs_cache(tmp_path, monkeypatch, fault):
+    entry = _fake_entry(tmp_path, monkeypatch)
+    monkeypatch.setenv("SPECS_CACHE", str(tmp_path / "env-cache"))
+
+    def refuses(source, gguf_file, out):  # the disk says no while the model is written
+        raise OSError(fault, os.strerror(fault))
+
+    with pytest.raises(SpecsError, match=r"\$SPECS_CACHE") as err:
+        sources.ensure_cached(entry, converter=refuses)
+    assert os.strerror(fault) in str(err.value) and str(tmp_path / "env-cache") in str(err.value)
 
 
 def test_stale_format_or_other_source_hash_is_rebuilt(tmp_path, monkeypatch):
@@ -220,3 +269,15 @@ def test_save_as_safetensors_drops_quantization_and_keeps_weights(tmp_path):
     reloaded = AutoModelForCausalLM.from_pretrained(tmp_path, dtype=torch.bfloat16)
     for name, tensor in model.state_dict().items():
         assert torch.equal(reloaded.state_dict()[name], tensor), name
+
+
+def test_a_complete_cache_on_a_read_only_disk_still_loads(tmp_path, monkeypatch):
+    entry = _fake_entry(tmp_path, monkeypatch)
+    built = sources.ensure_cached(entry, cache_dir=tmp_path / "c", converter=RecordingConverter())
+
+    def read_only(*args, **kwargs):  # any write (lock file, staging folder) fails
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+
+    monkeypatch.setattr(sources, "_locked", read_only)
+    monkeypatch.setattr(sources.tempfile, "mkdtemp", read_only)
+    assert sources.ensure_cached(entry, cache_dir=tmp_path / "c", converter=RecordingConverter()) == built

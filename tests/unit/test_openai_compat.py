@@ -55,6 +55,8 @@ class FakeVllm(BaseHTTPRequestHandler):
         mode = self.server.mode
         if mode == "unauthorized":
             return self._json({"error": f"bad key {self.headers.get('Authorization')}"}, 401)
+        if mode == "echo_key":  # a server whose error body repeats the request's headers
+            return self._json({"error": f"failed; headers: {dict(self.headers)}"}, 500)
         if mode == "malformed":
             return self._raw(b'{"choices": [', 200)
         if self.path == "/tokenize":
@@ -249,6 +251,11 @@ def test_api_key_sent_but_never_shown(server, monkeypatch):
         lm.score([[1]], [[2]])
     assert "sk-secret" not in str(err.value) and "sk-secret" not in repr(lm)
     assert API_KEY_ENV in str(err.value)
+    server.mode = "echo_key"  # the key comes back in an error body: redacted, never shown
+    with pytest.raises(ServerResponseError) as err:
+        lm.score([[1]], [[2]])
+    assert "HTTP 500" in str(err.value) and "Bearer ***" in str(err.value)
+    assert "sk-secret" not in str(err.value)
 
 
 def test_bad_arguments_are_refused_by_name(server):

@@ -11,6 +11,8 @@ from them per call, so cached tensors are never mutated by a forward pass.
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
@@ -83,6 +85,29 @@ def kv_of(cache: Any) -> KV:
             "sliding-window or recurrent layers are not supported by this backend yet"
         )
     return [(layer.keys, layer.values) for layer in layers]
+
+
+def forward_with_cache(model: Any, input_ids: Any, cache: Any, **kwargs: Any) -> Any:
+    """model(input_ids) over a DynamicCache, which the forward extends in place. Passes
+    the cache by the keyword this model's forward takes: `cache` since transformers
+    deprecated `past_key_values` (removed in 5.40), the old name for older releases."""
+    keyword = cache_keyword(type(model)) or "past_key_values"
+    return model(input_ids=input_ids, **{keyword: cache}, use_cache=True, **kwargs)
+
+
+@functools.lru_cache(maxsize=None)
+def cache_keyword(model_class: type) -> Optional[str]:
+    """The keyword a model class's forward takes its KV cache by, or None when it takes
+    none (read once per class: a signature costs more than a decoding step of a tiny model)."""
+    try:
+        params = inspect.signature(model_class.forward).parameters
+    except (TypeError, ValueError, AttributeError):
+        return "past_key_values"  # unknown: let the first call decide
+    if "cache" in params:
+        return "cache"
+    if "past_key_values" in params or any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return "past_key_values"
+    return None
 
 
 def to_dynamic_cache(kv: KV, length: int, rows: int) -> Any:

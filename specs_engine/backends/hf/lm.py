@@ -20,6 +20,7 @@ import os
 import threading
 from typing import Any, Optional, Sequence
 
+from specs_engine.call_context import check_deadline, queued
 from specs_engine.backends.candidates import (
     Row, check_count, check_messages, check_params, check_prefix, decode_rows, group_pairs, to_candidate,
     tokenizer_fingerprint,
@@ -31,7 +32,7 @@ from specs_engine.models import Candidate, Prompt, ProposalParams
 torch = import_torch()  # raises MissingExtraError("torch", "transformers") when absent
 
 from specs_engine.backends.hf.kv_cache import (  # noqa: E402  (needs torch)
-    CachedPrefix, PrefixCache, kv_of, row_kv, to_dynamic_cache,
+    CachedPrefix, PrefixCache, forward_with_cache, kv_of, row_kv, to_dynamic_cache,
 )
 from specs_engine.backends.sampling import sample_next  # noqa: E402
 
@@ -58,6 +59,10 @@ class TransformersLM:
         self.decode_tokens = 0
         self.scored_tokens = 0
         self.lock = threading.RLock()
+        self.tokenizer_lock = threading.RLock()
+        """Held for tokenizer calls only (a tokenizer's padding state is shared mutable
+        state), so a call encodes its prompt without queueing behind other calls' decoding
+        under `lock`. Order: lock, then tokenizer_lock; never the other way round."""
         self._prefixes = PrefixCache(cache_size)
 
     @classmethod
@@ -88,7 +93,7 @@ class TransformersLM:
     def encode_prompt(self, prompt: Prompt) -> list[int]:
         """Strings are encoded as-is (with BOS if the tokenizer adds one); chat messages go
         through the chat template with the assistant turn opened."""
-        with self.lock:  # rewards sharing this tokenizer pad batches, which mutates it
+        with self.tokenizer_lock:
             if isinstance(prompt, str):
                 ids = self.tokenizer(prompt, add_special_tokens=True)["input_ids"]
             else:
@@ -102,11 +107,12 @@ class TransformersLM:
         return list(ids)
 
     def encode(self, text: str) -> list[int]:
-        with self.lock:
+        with self.tokenizer_lock:
             return list(self.tokenizer.encode(text, add_special_tokens=False))
 
     def decode(self, token_ids: Sequence[int]) -> str:
-        return self.tokenizer.decode(list(token_ids), skip_special_tokens=True)
+        with self.tokenizer_lock:
+            return self.tokenizer.decode(list(token_ids), skip_special_tokens=True)
 
     # ---- proposing ----------------------------------------------------------------
 
@@ -119,7 +125,7 @@ class TransformersLM:
         checked = [check_prefix(p, f"prefixes[{i}]", self) for i, p in enumerate(prefixes)]
         generator = torch.Generator(device=self.device)
         generator.manual_seed(params.seed if params.seed is not None else torch.seed())
-        with self.lock, torch.inference_mode():
+        with queued(self.lock, until_deadline=True), torch.inference_mode():
             return [self._propose_one(p, num_candidates, params, generator) for p in checked]
 
     def _propose_one(
@@ -137,7 +143,7 @@ class TransformersLM:
             if len(still) < len(active):
                 cache.batch_select_indices(torch.tensor(still, device=self.device))
             step_input = torch.tensor([[rows[active[i]].tokens[-1]] for i in still], device=self.device)
-            return self.model(input_ids=step_input, past_key_values=cache, use_cache=True).logits[:, -1].float()
+            return forward_with_cache(self.model, step_input, cache).logits[:, -1].float()
 
         rows = decode_rows(
             n, state.last_logits.expand(n, -1), params, limit, self.eos_token_ids, self.decode,
@@ -172,7 +178,7 @@ class TransformersLM:
         `deadline` is ignored: an in-process prefill cannot hang, and is not cut short."""
         groups, conts = group_pairs(prefixes, continuations, self)
         out: list[list[float]] = [[] for _ in conts]
-        with self.lock, torch.inference_mode():
+        with queued(self.lock, until_deadline=True), torch.inference_mode():
             for prefix, members in groups.items():
                 for chunk in self._chunks(members, conts):
                     for i, scores in zip(chunk, self._score_group(prefix, [conts[i] for i in chunk])):
@@ -197,7 +203,7 @@ class TransformersLM:
             batch[j, : len(conts[i])] = torch.tensor(conts[i])
         cache = to_dynamic_cache(state.kv, len(prefix), len(rows))
         # Right padding needs no mask: causal attention never lets a real token see a pad.
-        logits = self.model(input_ids=batch, past_key_values=cache, use_cache=True).logits
+        logits = forward_with_cache(self.model, batch, cache).logits
         kv = kv_of(cache)
         for j, i in enumerate(rows):
             length = len(conts[i])
@@ -225,10 +231,10 @@ class TransformersLM:
         if hit is not None:
             return hit, None
         new = torch.tensor([prefix[start:]], device=self.device)
-        out = self.model(input_ids=new, past_key_values=cache, use_cache=True, logits_to_keep=1,
-                         output_hidden_states=hidden_states)
+        out = forward_with_cache(self.model, new, cache, logits_to_keep=1,
+                                 output_hidden_states=hidden_states)
         self.prefill_tokens += len(prefix) - start
-        state = CachedPrefix(prefix, kv_of(out.past_key_values), out.logits[0, -1].float())
+        state = CachedPrefix(prefix, kv_of(cache), out.logits[0, -1].float())
         self._prefixes.put(state)
         return state, out
 
@@ -237,8 +243,9 @@ class TransformersLM:
         token, for reward heads on this frozen model. Goes through the prefix cache, so a
         solution that extends one scored at the previous step runs only its new tokens."""
         rows = []
-        with self.lock, torch.inference_mode():
+        with queued(self.lock, until_deadline=True), torch.inference_mode():
             for i, sequence in enumerate(sequences):
+                check_deadline(f"{self.name!r} reading hidden states")  # a reward stops between rows
                 ids = check_prefix(sequence, f"sequences[{i}]", self)
                 if len(ids) < 2:
                     raise ConfigError(f"sequences[{i}] has {len(ids)} token(s); at least 2 are needed")

@@ -4,20 +4,22 @@ A search scores step k+1's solutions as step k's plus one step, so re-reading th
 question and the earlier steps for every candidate at every step is wasted work. Each
 sequence runs alone (batch 1) over the KV of the longest cached prefix it shares, so only
 its uncovered tokens are fed. Models whose cache cannot be cut (sliding-window or
-recurrent layers) or that ignore past_key_values run uncached in one right-padded batch.
+recurrent layers) or that take no KV cache run uncached in one right-padded batch.
 """
 
 from __future__ import annotations
 
-import inspect
 from typing import Any, Optional, Sequence
 
+from specs_engine.call_context import check_deadline
 from specs_engine.backends.hf.common import import_torch
 from specs_engine.errors import ConfigError
 
 torch = import_torch()
 
-from specs_engine.backends.hf.kv_cache import CachedPrefix, PrefixCache, kv_of  # noqa: E402
+from specs_engine.backends.hf.kv_cache import (  # noqa: E402
+    CachedPrefix, PrefixCache, cache_keyword, forward_with_cache, kv_of,
+)
 
 
 class PrefixReuse:
@@ -27,7 +29,7 @@ class PrefixReuse:
         self.model = model
         self.fed_tokens = 0
         """Tokens run through the model, cached or not (reuse shows as fewer)."""
-        self.cached: Optional[bool] = None if _accepts_cache(model) else False
+        self.cached: Optional[bool] = None if cache_keyword(type(model)) else False
         """None until the first cached call shows whether prefixes can be reused."""
         self._prefixes = PrefixCache(capacity)
 
@@ -41,6 +43,7 @@ class PrefixReuse:
         rows = []
         with torch.inference_mode():
             for ids in sequences:
+                check_deadline("reward model")  # in-process rewards stop between sequences
                 row = self._extend(ids) if self.cached is not False else None
                 if row is None:  # only ever at the first row: the first call decides, once
                     return self._padded(sequences)
@@ -55,7 +58,7 @@ class PrefixReuse:
             return hit.last_logits
         new = torch.tensor([ids[start:]], device=self.model.device)
         try:
-            out = self.model(input_ids=new, past_key_values=cache, use_cache=True)
+            out = forward_with_cache(self.model, new, cache)
             self.fed_tokens += len(ids) - start
             kv = kv_of(cache)  # the cache object is updated in place; heads may not return it
         except (NotImplementedError, TypeError, ValueError, AttributeError):
@@ -92,11 +95,3 @@ class PrefixReuse:
 
 def _logits(out: Any) -> Any:
     return out.logits if hasattr(out, "logits") else out[0]
-
-
-def _accepts_cache(model: Any) -> bool:
-    try:
-        params = inspect.signature(model.forward).parameters.values()
-    except (TypeError, ValueError):
-        return True  # unknown: the first call decides
-    return any(p.name == "past_key_values" or p.kind is p.VAR_KEYWORD for p in params)

@@ -6,6 +6,7 @@ import os
 import threading
 from typing import Any, Optional, Sequence
 
+from specs_engine.call_context import queued
 from specs_engine.backends.hf.common import import_torch, import_transformers, load_model, load_tokenizer
 from specs_engine.errors import ConfigError
 from specs_engine.rewards.formatting import check_solutions, format_solution
@@ -58,7 +59,7 @@ class SequenceClassifierReward:
         if not texts:
             return []
         torch = import_torch()
-        with self._lock, torch.inference_mode():  # the tokenizer and the prefix cache are shared
+        with queued(self._lock, until_deadline=True), torch.inference_mode():  # the tokenizer and the prefix cache are shared
             ids = self.tokenizer(texts)["input_ids"]  # default special tokens, as always
             logits = self.reuse.last_logits([self._through_last_real_token(row) for row in ids])
         if logits.shape[-1] == 2:

@@ -6,6 +6,7 @@ import os
 import threading
 from typing import Any, Optional, Sequence
 
+from specs_engine.call_context import queued
 from specs_engine.backends.hf.common import import_torch, import_transformers, load_model, load_tokenizer
 from specs_engine.errors import ConfigError
 from specs_engine.rewards.formatting import check_solutions
@@ -66,7 +67,7 @@ class StepTokenPRM:
         if not texts:
             return []
         torch = import_torch()
-        with self._lock, torch.inference_mode():  # the tokenizer and the prefix cache are shared
+        with queued(self._lock, until_deadline=True), torch.inference_mode():  # the tokenizer and the prefix cache are shared
             ids = self.tokenizer(texts, add_special_tokens=False)["input_ids"]
             logits = self.reuse.last_logits([self._through_last_step(row) for row in ids])
             return logits.softmax(dim=-1)[:, 1].tolist()

@@ -21,6 +21,7 @@ import threading
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
+from specs_engine.call_context import queued
 from specs_engine.backends.hf.common import import_torch
 from specs_engine.errors import ConfigError
 from specs_engine.rewards.formatting import check_solutions, format_solution
@@ -112,7 +113,7 @@ class ValueHeadPRM:
         if not solutions:
             return []
         features = self.features(question, solutions)
-        with self._lock, torch.inference_mode():
+        with queued(self._lock, until_deadline=True), torch.inference_mode():
             return torch.sigmoid(self.head(features).squeeze(-1)).tolist()
 
     def save_head(self, path: str | os.PathLike, base: Optional[str] = None) -> Path:
@@ -138,8 +139,11 @@ def read_config(path: str | os.PathLike) -> dict[str, Any]:
     file = Path(path) / CONFIG_FILE
     if not file.is_file():
         raise ConfigError(f"head_path={os.fspath(path)!r} holds no {CONFIG_FILE}: not a saved value head")
-    meta = json.loads(file.read_text())
-    if meta.get("type") != HEAD_TYPE or "base_model" not in meta or "hidden_size" not in meta:
+    try:
+        meta = json.loads(file.read_text())
+    except ValueError as exc:
+        raise ConfigError(f"{file} is not valid JSON ({exc}): not a value head config") from None
+    if not isinstance(meta, dict) or meta.get("type") != HEAD_TYPE or "base_model" not in meta or "hidden_size" not in meta:
         raise ConfigError(
             f"{file} is not a value head config: it needs type={HEAD_TYPE!r}, base_model and hidden_size"
         )

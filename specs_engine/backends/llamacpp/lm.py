@@ -26,6 +26,7 @@ from typing import Any, Callable, Iterator, Optional, Sequence
 
 import numpy as np
 
+from specs_engine.call_context import queued
 from specs_engine.backends.candidates import (
     Row, check_count, check_messages, check_params, check_prefix, decode_rows, group_pairs, to_candidate,
 )
@@ -116,7 +117,7 @@ class LlamaCppLM:
         checked = [check_prefix(p, f"prefixes[{i}]", self) for i, p in enumerate(prefixes)]
         generator = torch.Generator()
         generator.manual_seed(params.seed if params.seed is not None else torch.seed())
-        with self.lock, self._reset_on_error():
+        with queued(self.lock, until_deadline=True), self._reset_on_error():
             return [self._propose_one(p, num_candidates, params, generator) for p in checked]
 
     def _propose_one(self, prefix: tuple[int, ...], n: int, params: ProposalParams,
@@ -173,7 +174,7 @@ class LlamaCppLM:
         cannot hang, and is not cut short."""
         groups, conts = group_pairs(prefixes, continuations, self)
         out: list[list[float]] = [[] for _ in conts]
-        with self.lock, self._reset_on_error():
+        with queued(self.lock, until_deadline=True), self._reset_on_error():
             for prefix, members in groups.items():
                 for i, scores in zip(members, self._score_group(prefix, [conts[i] for i in members])):
                     out[i] = scores

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import hashlib
 from typing import Any, AsyncIterator, Awaitable, Callable, Sequence, TypeVar
 
+from specs_engine.call_context import current_deadline
 from specs_engine.errors import (
     ConfigError,
     DeadlineExceededError,
@@ -43,6 +44,9 @@ API_KEY_ENV = "SPECS_OPENAI_API_KEY"
 key must never be sent to a self-hosted server by accident)."""
 
 T = TypeVar("T")
+
+HEALTH_CHECK_S = 10.0
+"""Seconds (after connecting) a server has to list its models while an engine is built."""
 
 
 _loop_lock = threading.Lock()
@@ -367,7 +371,8 @@ class OpenAICompatLM:
 
     def _tokenize(self, request: dict) -> list[int]:
         payload = {"model": self.name, **request}
-        answer = run_sync(lambda: self.server.post_json("/tokenize", payload))
+        deadline = current_deadline()  # inside a call, tokenising counts against its budget
+        answer = run_sync(lambda: self.server.post_json("/tokenize", payload, deadline))
         tokens = _field(answer, "tokens", self.server.where("/tokenize"))
         if not isinstance(tokens, list) or not all(isinstance(t, int) for t in tokens):
             raise ServerResponseError(f"{self.server.where('/tokenize')} returned non-id tokens")
@@ -454,8 +459,14 @@ def served_model(server: HttpServer, model: str | None) -> tuple[str, int]:
     """The served model's name and context window, read from GET /v1/models: a server
     that is down or does not serve `model` fails at engine start, naming URL and role,
     rather than mid-search. Every model on a server (language or reward) checks this."""
-    deadline = time.monotonic() + server.connect_timeout_s + 10.0
-    listing = run_sync(lambda: server.get_json("/v1/models", deadline))
+    wait_s = min(server.timeout_s, server.connect_timeout_s + HEALTH_CHECK_S)
+    try:
+        listing = run_sync(lambda: server.get_json("/v1/models", time.monotonic() + wait_s))
+    except DeadlineExceededError:  # no call exists yet: a hung server, not a spent budget
+        raise ServerUnavailableError(
+            f"{server.where('/v1/models')} gave no answer within {wait_s:.0f} s while the "
+            "engine was being built; the server may be hung or still starting"
+        ) from None
     served = {m.get("id"): m for m in _field(listing, "data", server.where("/v1/models"))
               if isinstance(m, dict)}
     if model is None and len(served) == 1:
@@ -562,8 +573,10 @@ def _token_id(token: Any, where: str) -> int:
 
 
 def _number(value: Any, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
-        raise ServerResponseError(f"{where} returned log-prob {value!r}, not a number")
+    """A log-prob: a number <= 0 (-inf allowed: a token of probability 0; +inf or NaN
+    would poison every score they enter)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value <= 1e-3:
+        raise ServerResponseError(f"{where} returned log-prob {value!r}; a log-prob is a number <= 0")
     return float(value)
 
 

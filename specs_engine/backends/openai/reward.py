@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Sequence
 
+from specs_engine.call_context import current_deadline
 from specs_engine.backends.openai.lm import HttpServer, _field, run_sync, served_model
 from specs_engine.errors import ConfigError, ServerResponseError
 from specs_engine.rewards.formatting import check_solutions, format_solution
@@ -39,8 +40,10 @@ class _RemoteReward:
     def __repr__(self) -> str:
         return f"{type(self).__name__}(model={self.name!r}, base_url={self.server.base_url!r})"
 
-    async def _post(self, path: str, payload: dict) -> Any:
-        return await self.server.post_json(path, {"model": self.name, **payload})
+    async def _post(self, path: str, payload: dict, deadline: float | None = None) -> Any:
+        """deadline: the search call's (current_deadline(), read on the caller's thread:
+        the requests run on the background loop, which does not see the call's context)."""
+        return await self.server.post_json(path, {"model": self.name, **payload}, deadline)
 
     def close(self) -> None:
         """Close pooled connections (also done at interpreter exit)."""
@@ -97,22 +100,23 @@ class RemoteStepTokenPRM(_RemoteReward):
         layouts = [self.text(question, steps) for steps in check_solutions(solutions)]
         if not layouts:
             return []
-        return run_sync(lambda: self._score(layouts))
+        deadline = current_deadline()
+        return run_sync(lambda: self._score(layouts, deadline))
 
-    async def _score(self, layouts: list[str | list[dict]]) -> list[float]:
-        ids = list(await asyncio.gather(*(self._tokenize(layout) for layout in layouts)))
+    async def _score(self, layouts: list[str | list[dict]], deadline: float | None) -> list[float]:
+        ids = list(await asyncio.gather(*(self._tokenize(layout, deadline) for layout in layouts)))
         payload = {"input": ids, "task": "token_classify", "use_activation": True}
-        answer = await self._post("/pooling", payload)
+        answer = await self._post("/pooling", payload, deadline)
         rows = _ordered_data(answer, len(ids), "data", self.server.where("/pooling"))
         return [last_step_reward(r, i, self.step_token_id, self.server.where("/pooling"))
                 for r, i in zip(rows, ids)]
 
-    async def _tokenize(self, layout: str | list[dict]) -> list[int]:
+    async def _tokenize(self, layout: str | list[dict], deadline: float | None = None) -> list[int]:
         if isinstance(layout, str):
             request: dict = {"prompt": layout, "add_special_tokens": False}
         else:
             request = {"messages": layout, "add_generation_prompt": False, "add_special_tokens": False}
-        tokens = _field(await self._post("/tokenize", request), "tokens", self.server.where("/tokenize"))
+        tokens = _field(await self._post("/tokenize", request, deadline), "tokens", self.server.where("/tokenize"))
         if not isinstance(tokens, list) or not all(isinstance(t, int) for t in tokens):
             raise ServerResponseError(f"{self.server.where('/tokenize')} returned non-id tokens")
         return tokens
@@ -137,7 +141,8 @@ class RemoteSequenceClassifierReward(_RemoteReward):
         texts = [format_solution(question, steps) for steps in check_solutions(solutions)]
         if not texts:
             return []
-        answer = run_sync(lambda: self._post("/classify", {"input": texts, "use_activation": False}))
+        deadline = current_deadline()
+        answer = run_sync(lambda: self._post("/classify", {"input": texts, "use_activation": False}, deadline))
         where = self.server.where("/classify")
         logits = _ordered_data(answer, len(texts), "probs", where)
         return [classifier_reward(row, self.sigmoid, where) for row in logits]

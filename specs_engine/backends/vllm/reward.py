@@ -15,6 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
+from specs_engine.call_context import queued
 from specs_engine.backends.reward_kind import SUPPORTED, model_architectures, reward_kind
 from specs_engine.backends.vllm.lm import ENGINE_LOCK, import_vllm
 from specs_engine.errors import ConfigError
@@ -68,7 +69,7 @@ class VllmStepTokenPRM(_VllmPooling):
             return []
         ids = [list(self.tokenizer.encode(t, add_special_tokens=False)) for t in texts]
         params = self._vllm.PoolingParams(use_activation=True)
-        with ENGINE_LOCK:
+        with queued(ENGINE_LOCK, until_deadline=True):
             outputs = self.llm.encode([{"prompt_token_ids": i} for i in ids], params,
                                       pooling_task="token_classify", use_tqdm=False)
         where = f"reward model {self.name!r} (vLLM token_classify)"
@@ -88,7 +89,7 @@ class VllmSequenceClassifierReward(_VllmPooling):
         if not texts:
             return []
         params = self._vllm.PoolingParams(use_activation=False)
-        with ENGINE_LOCK:
+        with queued(ENGINE_LOCK, until_deadline=True):
             outputs = self.llm.classify(texts, pooling_params=params, use_tqdm=False)
         where = f"reward model {self.name!r} (vLLM classify)"
         return [classifier_reward(list(o.outputs.probs), self.sigmoid, where) for o in outputs]
