@@ -5,7 +5,9 @@
    within 1.3x, since the accepted prefix's KV cache is reused, not re-prefilled).
 3. Deadline overrun for latency budgets of 0.5, 1 and 2 s (goal: p95 under 10% of budget).
 
-Usage: HF_HUB_OFFLINE=1 python benchmarks/engine_bench.py [--runs 10]
+Usage: HF_HUB_OFFLINE=1 python benchmarks/engine_bench.py [--runs 10] [--out DIR]
+Writes the figures, the goals and the settings to DIR/engine_bench.json (benchmarks/artefact.py;
+default DIR: benchmarks/results), the file the README's engine figures name.
 """
 
 from __future__ import annotations
@@ -18,7 +20,10 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: tests.helpers
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]  # the repository root (tests.helpers), artefact
+
+from artefact import RESULTS, write_artefact  # noqa: E402
 
 from tests.helpers.tiny_models import build_causal_lm, build_tokenizer  # noqa: E402
 
@@ -83,7 +88,7 @@ class TimedScores:
         return out
 
 
-def overhead_share(engine: SpecsEngine, runs: int) -> None:
+def overhead_share(engine: SpecsEngine, runs: int) -> dict:
     shares, walls = [], []
     for seed in range(runs):
         result = engine.generate(PROMPT, config=SpecsConfig(seed=seed), budget=Budget(max_steps=12))
@@ -91,9 +96,11 @@ def overhead_share(engine: SpecsEngine, runs: int) -> None:
         walls.append(result.stats.wall_s)
     print(f"overhead share of wall time: mean {statistics.mean(shares):.1%}, "
           f"max {max(shares):.1%} over {runs} runs (mean wall {statistics.mean(walls):.3f} s)")
+    return {"mean_pct": 100 * statistics.mean(shares), "max_pct": 100 * max(shares),
+            "runs": runs, "mean_wall_s": statistics.mean(walls)}
 
 
-def verification_by_step(engine: SpecsEngine, cache_size: int, solutions: int = 8) -> None:
+def verification_by_step(engine: SpecsEngine, cache_size: int, solutions: int = 8) -> dict:
     """Accept every draft step (threshold -inf, tau 0) so each step is one verification;
     cache_size=0 turns the target's prefix cache off, for comparison."""
     target = engine.target.model
@@ -107,18 +114,21 @@ def verification_by_step(engine: SpecsEngine, cache_size: int, solutions: int = 
                        budget=Budget(max_steps=9, max_new_tokens=2000))
         for step in steps:
             steps[step].append(timed.calls[step - 1])
-    cells = []
+    cells, figures = [], {"solutions": solutions, "compared_steps": [1, 8]}
     for step, calls in steps.items():
         prefix, prefilled, seconds = (statistics.median(c[i] for c in calls) for i in range(3))
         cells.append(seconds)
+        figures[f"step_{step}"] = {"ms": seconds * 1e3, "prefix_tokens": prefix, "prefilled_tokens": prefilled}
         print(f"  cache {'on ' if cache_size else 'off'} step {step}: {seconds * 1e3:6.2f} ms, "
               f"prefix {prefix:.0f} tokens, prefilled {prefilled:.0f}")
     print(f"target verification step 8 / step 1 with the cache {'on' if cache_size else 'off'}: "
           f"{cells[1] / cells[0]:.2f}x (median of {solutions} solutions)")
+    return {**figures, "step_8_over_step_1": cells[1] / cells[0]}
 
 
-def deadline_overrun(engine: SpecsEngine, runs: int) -> None:
+def deadline_overrun(engine: SpecsEngine, runs: int) -> dict:
     config = SpecsConfig(max_step_tokens=64)
+    figures = {}
     budget_steps = Budget(max_steps=10_000, max_new_tokens=100_000)
     for latency in (0.5, 1.0, 2.0):
         overruns = []
@@ -132,6 +142,7 @@ def deadline_overrun(engine: SpecsEngine, runs: int) -> None:
             wall = time.monotonic() - started
             if result.stop_reason == "latency":
                 overruns.append(max(wall - latency, 0.0))
+        figures[f"budget_{latency}s"] = {"budget_s": latency, "runs": runs, "cut_by_deadline": len(overruns)}
         if not overruns:
             print(f"budget {latency} s: every run finished before the deadline")
             continue
@@ -140,20 +151,29 @@ def deadline_overrun(engine: SpecsEngine, runs: int) -> None:
         print(f"budget {latency} s: {len(overruns)}/{runs} runs hit the deadline; overrun "
               f"p50 {statistics.median(overruns) * 1e3:.1f} ms, p95 {p95 * 1e3:.1f} ms "
               f"({p95 / latency:.1%} of the budget)")
+        figures[f"budget_{latency}s"].update(p50_ms=statistics.median(overruns) * 1e3, p95_ms=p95 * 1e3,
+                                             p95_pct=100 * p95 / latency)
+    return figures
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--out", type=Path, default=RESULTS, help="where engine_bench.json goes")
     args = parser.parse_args()
+    figures: dict = {
+        "goals": {"overhead_pct": 5, "verification_ratio": 1.3, "overrun_p95_pct": 10},
+        "models": {"draft_hidden": 64, "target_hidden": 256, "layers": 2},
+    }
     with tempfile.TemporaryDirectory() as root:
         engine = build_engine(Path(root) / "default")
         engine.generate(PROMPT, budget=Budget(max_steps=2))  # warm-up
-        overhead_share(engine, args.runs)
+        figures["overhead"] = overhead_share(engine, args.runs)
         endless = build_engine(Path(root) / "endless", endless=True)
-        verification_by_step(endless, cache_size=16)
-        verification_by_step(endless, cache_size=0)
-        deadline_overrun(endless, args.runs)
+        figures["verification_cache_on"] = verification_by_step(endless, cache_size=16)
+        figures["verification_cache_off"] = verification_by_step(endless, cache_size=0)
+        figures["deadline"] = deadline_overrun(endless, args.runs)
+    print(f"wrote {write_artefact('engine_bench', figures, out_dir=args.out)}")
 
 
 if __name__ == "__main__":

@@ -7,6 +7,9 @@ server per setting) and in-process (VllmLM). Run in .venv-vllm:
 
     VLLM_ENABLE_V1_MULTIPROCESSING=0 PYTHONPATH=. .venv-vllm/bin/python \\
         benchmarks/vllm_prefix_cache.py --steps 8 --prefix-tokens 1024
+
+Writes the figures to benchmarks/results/vllm_prefix_cache.json (benchmarks/artefact.py;
+--out DIR elsewhere), the file the README's vLLM figures name.
 """
 
 from __future__ import annotations
@@ -21,7 +24,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # the package and tests.helpers
+sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]  # the package and tests.helpers, artefact
+
+from artefact import RESULTS, write_artefact  # noqa: E402
 
 
 def steps_of(prefix_tokens: int, steps: int, n: int, step_tokens: int, vocab: int) -> list:
@@ -72,9 +77,10 @@ def remote(model: Path, plan, caching: bool) -> dict:
 
 def inproc(model: Path, plan, caching: bool) -> dict:
     from specs_engine.backends.vllm.lm import VllmLM
+    from tests.vllm.test_vllm import KV_BYTES
 
     lm = VllmLM(str(model), dtype="float32", max_model_len=2048, gpu_memory_utilization=0.05,
-                enforce_eager=True, enable_prefix_caching=caching)
+                enforce_eager=True, enable_prefix_caching=caching, kv_cache_memory_bytes=KV_BYTES)
     result = measure(lm, plan)
     result["cache_rescored"] = lm.cache_rescored
     return result
@@ -88,6 +94,7 @@ def main() -> None:
     parser.add_argument("--step-tokens", type=int, default=32)
     parser.add_argument("--hidden", type=int, default=512)
     parser.add_argument("--where", choices=["remote", "inproc", "both"], default="both")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="where vllm_prefix_cache.json goes")
     args = parser.parse_args()
 
     from tests.helpers.tiny_models import build_causal_lm, build_tokenizer
@@ -103,7 +110,14 @@ def main() -> None:
         for caching in (True, False):
             rows.append({"where": where, "prefix_caching": caching, **run(model, plan, caching)})
             print(json.dumps(rows[-1]), flush=True)
-    print(json.dumps({"args": vars(args), "rows": rows}, indent=1))
+    print(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "rows": rows}, indent=1))
+    figures = {
+        "settings": {k: v for k, v in vars(args).items() if k != "out"},
+        "prefix_tokens_last_step": len(plan[-1][0]),
+        **{f"{r['where']}_{'cached' if r['prefix_caching'] else 'uncached'}".replace("-", "_"):
+           {**r, "kb_sent_per_step": (r["bytes_sent_per_step"] or 0) / 1000} for r in rows},
+    }
+    print(f"wrote {write_artefact('vllm_prefix_cache', figures, out_dir=args.out)}")
 
 
 if __name__ == "__main__":

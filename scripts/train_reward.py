@@ -22,6 +22,7 @@ whose tokens are not a prefix of the whole are run on their own.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import random
@@ -278,6 +279,8 @@ def save_head(out_dir: Path, weight: torch.Tensor, bias: torch.Tensor, meta: dic
     out_dir.mkdir(parents=True, exist_ok=True)
     save_file({"weight": weight.float().contiguous(), "bias": bias.float().contiguous()},
               str(out_dir / "value_head.safetensors"))
+    # ties the metadata (and its held-out AUROC) to these exact weights
+    meta = {**meta, "weights_sha256": hashlib.sha256((out_dir / "value_head.safetensors").read_bytes()).hexdigest()}
     (out_dir / "specs_reward.json").write_text(json.dumps(meta, indent=1) + "\n")
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, fields, replace
 from typing import Any, Literal, Mapping, TypeVar
 
 from specs_engine.errors import ConfigError
+from specs_engine.tool_calls import StructureCheck
 
 LOG_RATIOS = ("sum", "mean")
 FINAL_SELECTIONS = ("last_reward", "weighted_vote")
@@ -46,7 +47,10 @@ class SpecsConfig:
     rsd_threshold: float = 0.5
     """rsd only: a draft step is accepted when its reward is at least this."""
     temperature: float = 0.7
-    """Sampling temperature of the proposing model (> 0; greedy ignores it)."""
+    """Sampling temperature of the proposing model. 0 means greedy proposals: one
+    candidate per step (n must be 1), the draft's greedy step soft-verified and, when
+    rejected, replaced by the target's greedy step; nothing is sampled, so the same call
+    gives the same answer twice without a seed. (The greedy method ignores it.)"""
     top_p: float = 1.0
     """Nucleus sampling mass of the proposing model, in (0, 1]."""
     selection_temperature: float = 1.0
@@ -65,6 +69,12 @@ class SpecsConfig:
     ids: require matching tokenizers (an error otherwise); text: always re-tokenise."""
     seed: int | None = None
     """Fixed seed: the same call gives the same result twice."""
+    structure: StructureCheck | None = None
+    """Structural verification (tool calls, JSON replies): a candidate whose solution
+    fails it is never accepted, and one that completes it (a valid tool call) ends its
+    solution. A draft round left without a valid candidate defers to the target; a round
+    that cannot defer keeps its best candidates and the caller sees the failure when it
+    parses the answer. None: no check."""
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -83,9 +93,13 @@ class SpecsConfig:
                 _fail(f.name, getattr(self, f.name), "a finite number")
         if self.beta < 0:
             _fail("beta", self.beta, "a number >= 0")
-        for name in ("temperature", "selection_temperature"):
-            if getattr(self, name) <= 0:
-                _fail(name, getattr(self, name), "a number > 0")
+        if self.selection_temperature <= 0:
+            _fail("selection_temperature", self.selection_temperature, "a number > 0")
+        if self.temperature < 0:
+            _fail("temperature", self.temperature, "a number >= 0 (0: greedy proposals)")
+        if self.temperature == 0 and self.n != 1:
+            _fail("temperature", self.temperature, f"> 0 when n={self.n}: temperature=0 proposes "
+                  "greedily, so the n candidates would be identical; use n=1, beam_width=1")
         if not 0 < self.top_p <= 1:
             _fail("top_p", self.top_p, "a number in (0, 1]")
         if not math.isfinite(self.accept_threshold) and self.accept_threshold != -math.inf:
@@ -95,6 +109,8 @@ class SpecsConfig:
         self._check_choice("log_ratio", LOG_RATIOS)
         self._check_choice("final_selection", FINAL_SELECTIONS)
         self._check_choice("token_passing", TOKEN_PASSING)
+        if self.structure is not None and not isinstance(self.structure, StructureCheck):
+            _fail("structure", self.structure, "a StructureCheck or None")
         if not isinstance(self.delimiter, str) or not self.delimiter:
             _fail("delimiter", self.delimiter, "a non-empty string")
 

@@ -109,7 +109,10 @@ class SpecsFields(BaseModel):
     tau: Optional[float] = Field(default=None, strict=True)
     """Best reward above which a target round switches to draft mode (None: 0.5)."""
     temperature: Optional[float] = Field(default=None, strict=True, ge=0)
-    """Sampling temperature of the proposing model (None: 0.7). 0 only with greedy."""
+    """Sampling temperature of the proposing model (None: 0.7). 0 (the default of many
+    LangChain templates) means greedy proposals with one candidate per step: n and
+    beam_width default to 1 then, the draft's greedy step is verified and the target's
+    greedy step replaces a rejected one; deterministic without a seed."""
     seed: Optional[int] = Field(default=None, strict=True)
     """Fixed seed: the same call gives the same answer twice."""
     model_role: ModelRole = "target"
@@ -216,6 +219,17 @@ class SpecsFields(BaseModel):
         return {**locations, "reward": reward if reward is None or isinstance(reward, str)
                 else getattr(reward, "__name__", type(reward).__name__)}
 
+    def token_ids(self, text: str) -> list[int]:
+        """Token ids of text from the target's own tokenizer (the draft's without a
+        target); loads the models if they are not loaded yet."""
+        engine = self.get_engine()
+        return (engine.target or engine.draft).encode(text)
+
+    def prompt_token_count(self, prompt: Any) -> int:
+        """Tokens of a prompt as the target reads it (chat messages through its template)."""
+        engine = self.get_engine()
+        return len((engine.target or engine.draft).encode_prompt(prompt))
+
     def model_name(self) -> str:
         """The name users see: the target (it sets the quality bar), else the draft."""
         names = self.model_names()
@@ -312,14 +326,12 @@ class CallPlan:
 def plan_call(settings: Mapping[str, Any]) -> CallPlan:
     """Validated engine arguments for a call; the engine's defaults fill what is None."""
     knobs = {k: settings[k] for k in _CONFIG_KNOBS if settings.get(k) is not None}
-    if knobs.get("temperature") == 0:
-        if REGISTRY[settings["method"]].samples:
-            raise ConfigError(
-                f"temperature=0 is not allowed with method={settings['method']!r}: searches "
-                "sample their candidates, so temperature must be > 0; use method='greedy' "
-                "for deterministic decoding"
-            )
-        del knobs["temperature"]
+    if knobs.get("temperature") == 0:  # greedy proposals: one candidate per step
+        if not REGISTRY[settings["method"]].samples:
+            del knobs["temperature"]
+        else:
+            knobs.setdefault("n", 1)
+            knobs.setdefault("beam_width", 1)
     limits = {"latency_s": settings.get("latency_budget_s"), "max_steps": settings.get("max_steps"),
               "max_new_tokens": settings.get("max_new_tokens")}
     config, budget = from_settings({**knobs, **{k: v for k, v in limits.items() if v is not None}})

@@ -18,10 +18,10 @@ def run_rsd(run: SearchRun) -> list[Beam]:
 def rsd_step(run: SearchRun, beams: list[Beam]) -> list[Beam]:
     """Draft candidates judged by reward alone; the target steps in when none passes."""
     run.stats.draft_rounds += 1
-    proposals = run.propose("draft", beams, run.per_beam(beams))
+    proposals = run.propose("draft", beams, run.per_beam(beams), may_defer=True)
     if run.timed_out():
         return run.salvage(proposals)
-    rewards = run.rewards(proposals)
+    rewards = run.rewards(proposals) if proposals else []  # none: all failed the structure
     if rewards is None:  # the deadline cut the reward
         return run.salvage(proposals)
     good = [i for i, r in enumerate(rewards) if r >= run.config.rsd_threshold]

@@ -27,6 +27,7 @@ from specs_engine.search.beams import Beam, Proposal, common_chain, rank_key
 from specs_engine.search.clock import Clock, RunClock
 from specs_engine.search.roles import Roles
 from specs_engine.search.scoring import Scoring, model_call, solutions_of
+from specs_engine.search.structure import screen
 
 BUDGET_STOPS = ("latency", "max_steps", "max_new_tokens")
 
@@ -132,19 +133,21 @@ class SearchRun:
         return self.prompt_ids[role] + self.roles.model(role).encode(beam.text())
 
     def propose(
-        self, role: Source, beams: Sequence[Beam], per_beam: int, greedy: bool = False
+        self, role: Source, beams: Sequence[Beam], per_beam: int, greedy: bool = False,
+        may_defer: bool = False,
     ) -> list[Proposal]:
         """per_beam candidate next steps for each beam, from one batched model call per
-        token limit (usually one: beams differ in room only near max_new_tokens)."""
+        token limit (usually one: beams differ in room only near max_new_tokens), screened
+        by the structural check (may_defer: the round can do without any; see structure)."""
         model = self.roles.model(role)
         prefixes = [self.prefix(role, beam) for beam in beams]
         limits = [max(self._token_room(beam, len(p), model), 1) for beam, p in zip(beams, prefixes)]
         params = ProposalParams(
             delimiter=self.config.delimiter,
             max_new_tokens=max(limits),
-            temperature=self.config.temperature,
+            temperature=self.config.temperature or 1.0,  # 0: greedy (log-probs at temperature 1)
             top_p=self.config.top_p,
-            greedy=greedy,
+            greedy=greedy or self.config.temperature == 0,
             seed=self.rng.getrandbits(31),
             stop=self.stop,
             deadline=self.timer.proposal_deadline(),
@@ -168,7 +171,9 @@ class SearchRun:
             for candidate in candidates
         ]
         self.accounts.proposed(role, proposals, self.clock() - started)
-        return proposals
+        kept = screen(self.config.structure, proposals, may_defer)
+        self.stats.candidates_rejected_structure += len(proposals) - len(kept)
+        return kept
 
     def verify(self, proposals: Sequence[Proposal]) -> Optional[tuple[list[float], list[float]]]:
         """Target log-ratios and rewards of draft candidates, computed concurrently.

@@ -47,6 +47,8 @@ REMOTE_ONLY = ("timeout", "max_retries", "api_key")
 api_key and timeout go to the servers (SpecsFields); otherwise they are accepted (and
 dropped) so generic code such as the standard test suite can construct us: they mean
 nothing for in-process models. The time limit of a call is latency_budget_s."""
+BUDGET_SETTINGS = ("latency_budget_s", "max_steps", "method", "n")
+"""Settings added to the traced params as ls_<name>, so a trace shows each call's budget."""
 ROUTING_KWARGS = ("stream",)
 """Call kwargs LangChain uses for its own routing; not settings."""
 
@@ -151,7 +153,15 @@ class SpecsLangChainBase(SpecsFields):
             params["ls_max_tokens"] = max_tokens
         if stop or self.stop:
             params["ls_stop"] = stop or self.stop
-        return params
+        budget = {f"ls_{name}": settings[name] for name in BUDGET_SETTINGS if settings[name] is not None}
+        return LangSmithParams(**params, **budget)  # the budget shows in traces  # type: ignore[typeddict-item]
+
+    # ---- tokens: the models' own tokenizer --------------------------------------------
+
+    def get_token_ids(self, text: str) -> list[int]:
+        """Ids from the target's own tokenizer (the draft's without a target), not the
+        GPT-2 fallback LangChain uses by default (it cannot load offline)."""
+        return self.token_ids(text)
 
     # ---- the engine call, once for every entry point ---------------------------------
 

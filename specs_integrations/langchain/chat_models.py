@@ -2,19 +2,38 @@
 
 from __future__ import annotations
 
-from typing import Any, AsyncIterator, ClassVar, Iterator, Optional
+import json
+from typing import Any, AsyncIterator, Callable, ClassVar, Iterator, Optional, Sequence
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
-from langchain_core.language_models import BaseChatModel
+from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, ChatMessage
 from langchain_core.messages.ai import UsageMetadata
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.runnables import Runnable
+from langchain_core.tools import BaseTool
 from pydantic import ConfigDict
 
 from specs_engine.errors import ConfigError
 from specs_engine.result import Event, FinalEvent, SearchResult
-from specs_integrations._settings import StreamedSteps, result_info, step_info, token_usage
+from specs_integrations._settings import (
+    CallPlan,
+    StreamedSteps,
+    result_info,
+    step_info,
+    token_usage,
+)
+from specs_integrations._tools import ToolBinding
 from specs_integrations.langchain._settings import SpecsLangChainBase
+from specs_integrations.langchain.tools import (
+    BINDING_KWARGS,
+    call_binding,
+    openai_tool,
+    reply_fields,
+    structure_metadata,
+    structured_output,
+    tool_call_dicts,
+)
 
 ROLES = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool"}
 """LangChain message types -> chat-template roles."""
@@ -38,7 +57,16 @@ class ChatSpecs(SpecsLangChainBase, BaseChatModel):
 
     Each call has its own budget; when it runs out the reply is the best answer so far
     with response_metadata["budget_exhausted"] = True (an error only with
-    strict_budget=True). No tool calling, structured output or images.
+    strict_budget=True).
+
+    Tools and structured output: `bind_tools(tools, tool_choice=...)` and
+    `with_structured_output(schema, method=...)` constrain the search itself. A candidate
+    whose tool call does not parse, names an unknown tool, fails the tool's JSON schema or
+    breaks tool_choice is never accepted (counted in candidates_rejected_structure); a
+    draft round left without a valid one defers to the target; a step holding a valid
+    call ends the answer, which carries it in `tool_calls`. Tools are written into the
+    system message in the Hermes / Qwen2.5 form for every chat template
+    (specs_engine.tool_prompt). Text only: no images.
     """
 
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True, protected_namespaces=())
@@ -51,21 +79,73 @@ class ChatSpecs(SpecsLangChainBase, BaseChatModel):
     def _llm_type(self) -> str:
         return "specs-chat"
 
+    # ---- tools and structured output -----------------------------------------------
+
+    def bind_tools(self, tools: Sequence[dict[str, Any] | type | Callable | BaseTool], *,
+                   tool_choice: Optional[Any] = None, strict: Optional[bool] = None,
+                   parallel_tool_calls: Optional[bool] = None,
+                   **kwargs: Any) -> Runnable[LanguageModelInput, AIMessage]:
+        """Tools the model may call: a tool whose schema cannot be converted, or a
+        tool_choice naming no bound tool, fails here. tool_choice: "auto" (default),
+        "any"/"required", "none" or a tool's name. `strict` and `parallel_tool_calls` are
+        accepted for compatibility: every call is always checked against its schema, and
+        several calls in one answer are allowed."""
+        formatted = [openai_tool(tool) for tool in tools]
+        ToolBinding.for_tools(formatted, tool_choice)
+        return self.bind(tools=formatted, tool_choice=tool_choice, **kwargs)
+
+    def with_structured_output(self, schema: Optional[Any] = None, *,
+                               method: str = "function_calling", include_raw: bool = False,
+                               strict: Optional[bool] = None, **kwargs: Any) -> Runnable:
+        """Answers as `schema` (a pydantic class, a TypedDict or a JSON-schema dict).
+        function_calling: the answer is a call of one tool named after the schema;
+        json_schema: a bare JSON reply matching the schema; json_mode: a bare JSON object
+        (checked against the schema when one is given). Either way the search rejects
+        candidates that fail the schema."""
+        if kwargs:
+            raise ConfigError(f"with_structured_output got unknown arguments {sorted(kwargs)}")
+        return structured_output(self, schema, method, include_raw)
+
+    def get_num_tokens_from_messages(self, messages: list[BaseMessage],
+                                     tools: Optional[Sequence[Any]] = None) -> int:
+        """Tokens of the messages as the target reads them: through its chat template,
+        with the tools listed as a call would list them."""
+        kwargs = {"tools": [openai_tool(t) for t in tools]} if tools else {}
+        return self.prompt_token_count(self._prompt(messages, kwargs))
+
+    def _prompt(self, messages: list[BaseMessage], kwargs: dict[str, Any]) -> list[dict[str, str]]:
+        """The chat-template messages of a call: tool turns written out, tools listed."""
+        binding = call_binding(kwargs)
+        prompt = to_chat_prompt(messages)
+        return binding.prompt(prompt) if binding else ToolBinding.plain(prompt)
+
+    def _prepare(self, stop: Optional[list[str]], kwargs: dict[str, Any]) -> tuple[CallPlan, dict]:
+        """The base plan, with the bound structure in the engine's config."""
+        binding = call_binding(kwargs)
+        plan, args = super()._prepare(stop, {k: v for k, v in kwargs.items() if k not in BINDING_KWARGS})
+        if binding is not None:
+            args["config"] = args["config"].with_overrides(structure=binding.check)
+        return plan, args
+
+    # ---- the calls ---------------------------------------------------------------
+
     def _generate(self, messages: list[BaseMessage], stop: Optional[list[str]] = None,
                   run_manager: Optional[CallbackManagerForLLMRun] = None,
                   **kwargs: Any) -> ChatResult:
-        return self._chat_result(self._search(to_chat_prompt(messages), stop, kwargs))
+        result = self._search(self._prompt(messages, kwargs), stop, kwargs)
+        return self._chat_result(result, call_binding(kwargs))
 
     async def _agenerate(self, messages: list[BaseMessage], stop: Optional[list[str]] = None,
                          run_manager: Optional[AsyncCallbackManagerForLLMRun] = None,
                          **kwargs: Any) -> ChatResult:
-        return self._chat_result(await self._asearch(to_chat_prompt(messages), stop, kwargs))
+        result = await self._asearch(self._prompt(messages, kwargs), stop, kwargs)
+        return self._chat_result(result, call_binding(kwargs))
 
     def _stream(self, messages: list[BaseMessage], stop: Optional[list[str]] = None,
                 run_manager: Optional[CallbackManagerForLLMRun] = None,
                 **kwargs: Any) -> Iterator[ChatGenerationChunk]:
-        to_chunk = MessageChunks(self.model_name())
-        for event in self._events(to_chat_prompt(messages), stop, kwargs):
+        to_chunk = MessageChunks(self.model_name(), call_binding(kwargs))
+        for event in self._events(self._prompt(messages, kwargs), stop, kwargs):
             chunk = to_chunk(event)
             if run_manager:
                 run_manager.on_llm_new_token(chunk.text, chunk=chunk)
@@ -74,18 +154,18 @@ class ChatSpecs(SpecsLangChainBase, BaseChatModel):
     async def _astream(self, messages: list[BaseMessage], stop: Optional[list[str]] = None,
                        run_manager: Optional[AsyncCallbackManagerForLLMRun] = None,
                        **kwargs: Any) -> AsyncIterator[ChatGenerationChunk]:
-        to_chunk = MessageChunks(self.model_name())
-        async for event in self._aevents(to_chat_prompt(messages), stop, kwargs):
+        to_chunk = MessageChunks(self.model_name(), call_binding(kwargs))
+        async for event in self._aevents(self._prompt(messages, kwargs), stop, kwargs):
             chunk = to_chunk(event)
             if run_manager:
                 await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
             yield chunk
 
-    def _chat_result(self, result: SearchResult) -> ChatResult:
-        metadata = {**final_metadata(result, self.model_name()),
+    def _chat_result(self, result: SearchResult, binding: Optional[ToolBinding]) -> ChatResult:
+        metadata = {**final_metadata(result, self.model_name(), binding),
                     "steps": [step_info(s) for s in result.steps]}
-        message = AIMessage(content=result.text, usage_metadata=usage_metadata(result),
-                            response_metadata=metadata)
+        message = AIMessage(**reply_fields(result.text, binding),
+                            usage_metadata=usage_metadata(result), response_metadata=metadata)
         return ChatResult(
             generations=[ChatGeneration(message=message)],
             llm_output={"token_usage": token_usage(result), "model_name": self.model_name()},
@@ -94,26 +174,49 @@ class ChatSpecs(SpecsLangChainBase, BaseChatModel):
 
 class MessageChunks:
     """Turns one call's events into message chunks: one per streamed step, then a last
-    chunk with the unstreamed rest, usage and stats (see llms.StepChunks)."""
+    chunk with the unstreamed rest, usage and stats (see llms.StepChunks).
 
-    def __init__(self, model_name: str) -> None:
-        self.model_name = model_name
+    With tools bound, a step's text streams as content up to its first <tool_call> (or
+    not at all while it may be a bare call object); the calls arrive on the last chunk as tool_call_chunks (their args as JSON text).
+    Calls that parse but fail their schema cannot be told apart from valid ones in
+    LangChain's chunk form, so the last chunk lists them in
+    response_metadata["invalid_tool_calls"] instead (invoke() returns them as
+    AIMessage.invalid_tool_calls)."""
+
+    def __init__(self, model_name: str, binding: Optional[ToolBinding] = None) -> None:
+        self.model_name, self.binding = model_name, binding
         self.sent = StreamedSteps()
+        self.text = self.content = ""
 
     def __call__(self, event: Event) -> ChatGenerationChunk:
         if not isinstance(event, FinalEvent):
             step = step_info(self.sent.add(event))
             return ChatGenerationChunk(message=AIMessageChunk(
-                content=step["text"], response_metadata={"steps": [step]}))
-        metadata = {**final_metadata(event.result, self.model_name),
-                    "steps": [step_info(s) for s in self.sent.rest(event.result)]}
+                content=self._content_delta(step["text"]), response_metadata={"steps": [step]}))
+        result = event.result
+        metadata = {**final_metadata(result, self.model_name, self.binding),
+                    "steps": [step_info(s) for s in self.sent.rest(result)]}
+        fields = reply_fields(result.text, self.binding)
+        calls = fields.pop("tool_calls", [])
+        if invalid := fields.pop("invalid_tool_calls", []):
+            metadata["invalid_tool_calls"] = invalid
         return ChatGenerationChunk(message=AIMessageChunk(
-            content=event.delta, usage_metadata=usage_metadata(event.result),
+            content=fields["content"][len(self.content):], usage_metadata=usage_metadata(result),
+            tool_call_chunks=[{"name": c["name"], "args": json.dumps(c["args"]), "id": c["id"],
+                               "index": i, "type": "tool_call_chunk"} for i, c in enumerate(calls)],
             response_metadata=metadata, chunk_position="last"))
 
+    def _content_delta(self, text: str) -> str:
+        """The new text that can stream (see ToolBinding.streamable)."""
+        self.text += text
+        content = self.binding.streamable(self.text) if self.binding else self.text
+        delta, self.content = content[len(self.content):], content
+        return delta
 
-def to_chat_prompt(messages: list[BaseMessage]) -> list[dict[str, str]]:
-    """LangChain messages as {"role", "content"} dicts for the models' chat template."""
+
+def to_chat_prompt(messages: list[BaseMessage]) -> list[dict[str, Any]]:
+    """LangChain messages as {"role", "content"} dicts (plus an AI turn's "tool_calls"),
+    before tool turns are written out for the chat template (ToolBinding.prompt)."""
     prompt = []
     for message in messages:
         role = message.role if isinstance(message, ChatMessage) else ROLES.get(message.type)
@@ -129,7 +232,10 @@ def to_chat_prompt(messages: list[BaseMessage]) -> list[dict[str, str]]:
                 "message content holds a non-text block: ChatSpecs takes text only (no images, "
                 "audio or files)"
             )
-        prompt.append({"role": role, "content": message.text})
+        entry: dict[str, Any] = {"role": role, "content": message.text}
+        if isinstance(message, AIMessage) and message.tool_calls:
+            entry["tool_calls"] = tool_call_dicts(message.tool_calls)
+        prompt.append(entry)
     return prompt
 
 
@@ -140,8 +246,10 @@ def usage_metadata(result: SearchResult) -> UsageMetadata:
                          total_tokens=usage["total_tokens"])
 
 
-def final_metadata(result: SearchResult, model_name: str) -> dict[str, Any]:
-    """What a reply says about itself: model, why it ended, answer, time split."""
+def final_metadata(result: SearchResult, model_name: str,
+                   binding: Optional[ToolBinding] = None) -> dict[str, Any]:
+    """What a reply says about itself: model, why it ended, answer, time split, and
+    whether it has the bound structure (structure_valid)."""
     return {"model_name": model_name, "model_provider": "specs",
             "finish_reason": "stop" if result.finished else result.stop_reason,
-            **result_info(result)}
+            **result_info(result), **structure_metadata(result.text, binding)}

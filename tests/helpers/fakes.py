@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import threading
 
-from tests.helpers.scripted import ScriptedLM, ScriptedReward, script_lm
+from tests.helpers.scripted import FakeClock, ScriptedLM, ScriptedReward, script_lm
 from specs_engine.engine import SpecsEngine
 
 DRAFT_STEPS = ("Draft thinks about {q}.\n\n", "So the answer is 42.\n\n", "#### 42")
@@ -14,11 +14,13 @@ TARGET_STEPS = ("Target thinks about {q}.\n\n", "Target checks it.\n\n", "#### 4
 
 
 def fake_roles(
-    delay_s: float = 0.0, reward: float = 0.9
+    delay_s: float = 0.0, reward: float = 0.9, clock: FakeClock | None = None, cost_s: float = 0.0,
 ) -> tuple[ScriptedLM, ScriptedLM, ScriptedReward]:
-    """A draft the target agrees with (equal log-probs), a target, and a constant PRM."""
-    draft = script_lm("fake-draft", DRAFT_STEPS, default_logprob=-0.1, delay_s=delay_s)
-    target = script_lm("fake-target", TARGET_STEPS, default_logprob=-0.1, delay_s=delay_s)
+    """A draft the target agrees with (equal log-probs), a target, and a constant PRM.
+    delay_s really sleeps in each proposal (for concurrency tests); cost_s moves `clock`."""
+    timing = dict(delay_s=delay_s, clock=clock, propose_cost=cost_s)
+    draft = script_lm("fake-draft", DRAFT_STEPS, default_logprob=-0.1, **timing)
+    target = script_lm("fake-target", TARGET_STEPS, default_logprob=-0.1, **timing)
     return draft, target, ScriptedReward(reward, name="fake-prm")
 
 
@@ -39,9 +41,14 @@ class RecordingEngine(SpecsEngine):
         return super().generate(prompt, method, config, budget, **kwargs)
 
 
-def fake_engine(delay_s: float = 0.0, reward: float = 0.9) -> RecordingEngine:
-    """An engine over fake_roles(): answers '#### 42' in three steps."""
-    return RecordingEngine(*fake_roles(delay_s=delay_s, reward=reward))
+def fake_engine(delay_s: float = 0.0, reward: float = 0.9, cost_s: float = 0.0) -> RecordingEngine:
+    """An engine over fake_roles(): answers '#### 42' in three steps. With cost_s, the
+    engine runs on a fake clock and each proposal costs cost_s seconds of it (deadline
+    tests in microseconds, exact on a loaded machine)."""
+    if not cost_s:
+        return RecordingEngine(*fake_roles(delay_s=delay_s, reward=reward))
+    clock = FakeClock()
+    return RecordingEngine(*fake_roles(delay_s, reward, clock, cost_s), clock=clock)
 
 
 def count_loads(monkeypatch) -> list[dict]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import random
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Mapping, Sequence
 
 from specs_engine.models import Candidate, Prompt, ProposalParams
@@ -124,6 +124,40 @@ def _cut(text: str, params: ProposalParams, reason: str) -> tuple[str, str]:
     if len(text) > params.max_new_tokens:
         return text[: params.max_new_tokens], "length"
     return text, reason
+
+
+class OtherTokenizerLM(ScriptedLM):
+    """A ScriptedLM with another tokenizer: token id = character code + SHIFT, so a text
+    encodes to different ids than in ScriptedLM. Ids another model wrote reach it as
+    characters below SHIFT and are refused, so a test sees whether text or ids came in.
+    `scored` records the continuations it scored, as text."""
+
+    SHIFT = 1000
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.scored: list[str] = []
+
+    def encode_prompt(self, prompt: Prompt) -> list[int]:
+        return [i + self.SHIFT for i in super().encode_prompt(prompt)]
+
+    def encode(self, text: str) -> list[int]:
+        return [i + self.SHIFT for i in super().encode(text)]
+
+    def propose(self, prefixes, num_candidates, params):
+        answers = super().propose([self._own(p) for p in prefixes], num_candidates, params)
+        return [[replace(c, token_ids=tuple(i + self.SHIFT for i in c.token_ids)) for c in row]
+                for row in answers]
+
+    def score(self, prefixes, continuations, *, deadline=None):
+        own = [self._own(c) for c in continuations]
+        self.scored.extend("".join(map(chr, c)) for c in own)
+        return super().score([self._own(p) for p in prefixes], own, deadline=deadline)
+
+    def _own(self, ids: Sequence[int]) -> list[int]:
+        if any(i < self.SHIFT for i in ids):
+            raise ValueError(f"token ids {list(ids)[:5]}... are not this tokenizer's")
+        return [i - self.SHIFT for i in ids]
 
 
 def script_lm(name: str, steps: Sequence[str], **kwargs) -> ScriptedLM:

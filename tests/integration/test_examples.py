@@ -59,3 +59,57 @@ def test_an_example_runs_as_a_script(tiny_draft_dir, tiny_target_dir, tiny_rewar
                           cwd=EXAMPLES.parent)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "--- tight budget" in done.stdout and "--- loose budget" in done.stdout
+
+
+def _check_agent_report(report: dict) -> None:
+    rows, summary = report["rows"], report["summary"]
+    assert len(rows) == summary["tasks"] == 4
+    assert summary["right"] == sum(r["right"] for r in rows)
+    for row in rows:
+        assert isinstance(row["answer"], str) and row["wall_s"] > 0
+        assert row["tool_calls"] == len(row["calls"])
+
+
+def test_agent_tools_example_runs_its_tasks(tiny_args):
+    _check_agent_report(_main("agent_tools")(tiny_args))
+
+
+def test_llama_index_agent_example_runs_its_tasks(tiny_args):
+    _check_agent_report(_main("llama_index_agent")(tiny_args))
+
+
+def _scripted_calculator():
+    from tests.helpers.agent_scripts import agent_engine, call_text
+
+    return agent_engine(call_text("calculator", {"expression": "37 * 23"}), "37 times 23 is 851.")
+
+
+def test_agent_tools_example_counts_a_scripted_call_and_a_right_answer():
+    """The example's own bookkeeping, on a model scripted to call the calculator."""
+    from langchain.agents import create_agent
+
+    from specs_integrations.langchain import ChatSpecs
+
+    _main("agent_tools")  # loads the module
+    module = sys.modules["agent_tools"]
+    agent = create_agent(ChatSpecs(engine=_scripted_calculator()), module.TOOLS)
+    row = module.run_task(agent, "What is 37 times 23?", 851.0, 5.0)
+    assert row["calls"] == ["calculator({'expression': '37 * 23'})"] and row["right"]
+
+
+async def test_llama_index_agent_example_counts_a_scripted_call_and_a_right_answer():
+    from specs_integrations.llama_index import SpecsLLM
+
+    _main("llama_index_agent")
+    module = sys.modules["llama_index_agent"]
+    row = await module.run_task(SpecsLLM(engine=_scripted_calculator()), "What is 37 times 23?", 851.0)
+    assert row["calls"] == ["calculator({'expression': '37 * 23'})"] and row["right"]
+
+
+def test_the_example_calculator_evaluates_arithmetic_only():
+    sys.path.insert(0, str(EXAMPLES))
+    import _agent_tasks
+
+    assert _agent_tasks.calculator("(120 - 45) / 5") == "15"
+    assert _agent_tasks.calculator("__import__('os')").startswith("error")
+    assert _agent_tasks.price_lookup("Pens") == "3"

@@ -133,8 +133,8 @@ def test_unknown_invoke_kwarg_is_an_error(llm):
 def test_bad_constructor_settings_fail_at_construction(engine):
     with pytest.raises(ValueError, match="beam_width"):
         SpecsLLM(engine=engine, n=6, beam_width=4)
-    with pytest.raises(ValueError, match="temperature=0"):
-        SpecsLLM(engine=engine, temperature=0.0)
+    with pytest.raises(ValueError, match="temperature=0.0 is not allowed.*n=4.*use n=1"):
+        SpecsLLM(engine=engine, temperature=0.0, n=4)
     with pytest.raises(ValueError, match="latency_budget"):
         SpecsLLM(engine=engine, latency_budget=2.0)  # a typo is not silently ignored
     with pytest.raises(ValueError, match="no models: pass engine="):
@@ -142,8 +142,32 @@ def test_bad_constructor_settings_fail_at_construction(engine):
 
 
 def test_temperature_zero_means_greedy(engine):
-    SpecsLLM(engine=engine, method="greedy", temperature=0.0).invoke("x")
-    assert engine.calls[-1]["method"] == "greedy"
+    """With method='greedy', temperature=0 reaches the engine as a valid greedy call (the
+    engine itself refuses a sampling temperature of 0) and answers as greedy does."""
+    zero = SpecsLLM(engine=engine, method="greedy", temperature=0.0).invoke("x")
+    plain = SpecsLLM(engine=engine, method="greedy").invoke("x")
+    first, second = engine.calls
+    assert first["method"] == second["method"] == "greedy"
+    assert zero == plain == "Target thinks about x.\n\nTarget checks it.\n\n#### 42"
+
+
+def test_temperature_zero_means_greedy_proposals_one_candidate_per_step(engine):
+    llm = SpecsLLM(engine=engine, temperature=0.0)
+    first = llm.invoke("x")
+    config = engine.calls[-1]["config"]
+    assert (config.temperature, config.n, config.beam_width) == (0.0, 1, 1)
+    assert llm.invoke("x") == first  # no seed, nothing sampled: the same answer
+
+
+def test_temperature_zero_proposes_greedily_on_real_models(tiny_draft_dir, tiny_target_dir,
+                                                          tiny_reward_dir):
+    llm = SpecsLLM(draft=str(tiny_draft_dir), target=str(tiny_target_dir),
+                   reward=str(tiny_reward_dir), temperature=0.0, max_steps=3, max_new_tokens=24)
+    answers = {llm.invoke("Ann has 3 apples.") for _ in range(2)}
+    assert len(answers) == 1
+    assert llm.get_num_tokens("Ann has 3 apples.") == len(
+        llm.get_engine().target.encode("Ann has 3 apples."))
+    assert llm.get_token_ids("Ann has") != []
 
 
 def test_single_model_role_reaches_the_engine(llm, engine):
@@ -178,7 +202,9 @@ def test_identifying_and_ls_params(llm):
     assert params["target_model"] == "fake-target" and params["reward_model"] == "fake-prm"
     ls = llm._get_ls_params(stop=["\n"], temperature=0.5, max_tokens=64)
     assert ls == {"ls_provider": "specs", "ls_model_name": "fake-target", "ls_model_type": "llm",
-                  "ls_temperature": 0.5, "ls_max_tokens": 64, "ls_stop": ["\n"]}
+                  "ls_temperature": 0.5, "ls_max_tokens": 64, "ls_stop": ["\n"],
+                  "ls_latency_budget_s": 30.0, "ls_method": "specs", "ls_n": 4}
+    assert llm._get_ls_params(latency_budget_s=2.0, max_steps=3)["ls_latency_budget_s"] == 2.0
     assert llm._get_ls_params(model="other")["ls_model_name"] == "other"
 
 
@@ -252,12 +278,15 @@ async def test_astream_does_not_block_the_event_loop():
 
 
 def test_exhausted_budget_returns_the_answer_so_far_flagged():
-    llm = SpecsLLM(engine=fake_engine(delay_s=0.1), latency_budget_s=0.15)
+    # a fake clock: each proposal costs 0.1 s, so the second round no longer fits in 0.15 s
+    llm = SpecsLLM(engine=fake_engine(cost_s=0.1), latency_budget_s=0.15)
     gen = llm.generate(["q"]).generations[0][0]
     assert gen.generation_info["budget_exhausted"]
     assert gen.generation_info["stop_reason"] == "latency"
-    assert gen.text and FULL.format(q="q").startswith(gen.text)
-    assert gen.generation_info["wall_s"] < 1.0
+    # target round to 0.1 s, then a draft round (its cost not yet known) to 0.2 s, whose
+    # step is kept unscored; nothing starts after the deadline
+    assert gen.text == "Target thinks about q.\n\nSo the answer is 42.\n\n"
+    assert gen.generation_info["wall_s"] == pytest.approx(0.2)
 
 
 def test_strict_budget_raises_with_the_partial_result(engine):

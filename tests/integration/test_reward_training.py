@@ -3,6 +3,7 @@ the files it ships, on a tiny random Qwen2 model (seconds)."""
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import random
@@ -110,6 +111,7 @@ def test_saved_head_follows_the_value_head_contract(tmp_path):
     assert torch.equal(tensors["weight"], weight)
     meta = json.loads((tmp_path / "specs_reward.json").read_text())
     assert meta["type"] == "value_head" and meta["base_model"] == "qwen2.5-coder-0.5b"
+    assert meta["weights_sha256"] == hashlib.sha256((tmp_path / "value_head.safetensors").read_bytes()).hexdigest()
 
 
 def test_shipped_head_matches_the_draft_width():
@@ -120,4 +122,8 @@ def test_shipped_head_matches_the_draft_width():
     tensors = load_file(assets / "value_head.safetensors")
     assert meta["base_model"] == "qwen2.5-coder-0.5b"
     assert tensors["weight"].shape == (1, 896) and torch.isfinite(tensors["weight"]).all()
-    assert meta["held_out"]["all"] > 0.5
+    # the README's claim (0.71 held out; scripts/check_readme_figures.py ties the two), not
+    # merely "better than chance"; tests/slow/test_reward_head.py recomputes it
+    assert meta["held_out"]["all"] >= 0.70 and meta["held_out"]["n"] == 232
+    # and the metadata describes these weights, not an earlier or later head
+    assert hashlib.sha256((assets / "value_head.safetensors").read_bytes()).hexdigest() == meta["weights_sha256"]

@@ -9,7 +9,7 @@ from collections import Counter
 
 import pytest
 
-from tests.helpers.scripted import FakeClock, ScriptedLM, ScriptedReward
+from tests.helpers.scripted import FakeClock, OtherTokenizerLM, ScriptedLM, ScriptedReward
 from specs_engine import Budget, ModelCallError, RewardError, SpecsConfig, SpecsEngine
 from specs_engine.search.specs import run_specs
 from specs_engine.verification import log_ratio, sample_children, soft_score, survivors
@@ -194,7 +194,9 @@ def test_the_smaller_context_window_ends_a_beam_whichever_model_wrote_it():
 def test_max_new_tokens_ends_beams():
     engine, _, _, _ = engine_with(lambda i: ["dddd\n\n"], lambda i: ["tttt\n\n"], {})
     result = engine.generate("q", budget=Budget(max_new_tokens=13))
-    assert result.stats.completion_tokens <= 13 + 6
+    # two full 6-token steps, then the last step gets only the 1 token left: exactly 13
+    assert [s.tokens for s in result.steps] == [6, 6, 1]
+    assert result.stats.completion_tokens == 13
     assert result.budget_exhausted and result.stop_reason == "max_new_tokens"
 
 
@@ -229,11 +231,18 @@ def test_weighted_vote_refuses_negative_rewards_at_the_first_step():
 
 
 def test_different_tokenizers_use_text_unless_ids_are_forced():
+    """The target's tokenizer maps every text to other ids than the draft's: the target
+    must receive the draft's steps re-encoded from text (draft ids would be refused)."""
     draft = ScriptedLM("draft", lambda i: ["d\n\n"], fingerprint="a")
-    target = ScriptedLM("target", lambda i: ["t\n\n"], fingerprint="b")
+    target = OtherTokenizerLM("target", lambda i: ["t\n\n"], {"d\n\n": -0.2}, fingerprint="b")
+    assert draft.encode("d\n\n") != target.encode("d\n\n")
     engine = SpecsEngine(draft, target, ScriptedReward({"t\n\n": 0.9, "d\n\n": 0.9}))
-    result = engine.generate("q", config=SpecsConfig(accept_threshold=-1.0), budget=Budget(max_steps=3))
+    result = engine.generate("q", config=SpecsConfig(n=1, beam_width=1, accept_threshold=-1.0),
+                             budget=Budget(max_steps=3))
     assert [s.source for s in result.steps] == ["target", "draft", "draft"]
+    assert target.scored == ["d\n\n", "d\n\n"]  # each draft step, as the target's own tokens
+    # the target's log-prob of the re-encoded text: 3 tokens at -0.2 against the draft's -0.5
+    assert result.steps[1].log_ratio == pytest.approx(3 * (-0.2 + 0.5))
     with pytest.raises(Exception, match="token_passing='ids' needs one tokenizer"):
         engine.generate("q", config=SpecsConfig(token_passing="ids"))
 

@@ -157,7 +157,8 @@ def hf(model_dirs) -> dict[str, TransformersLM]:
 def inproc(model_dirs) -> dict[str, VllmLM]:
     kwargs = dict(dtype="float32", max_model_len=512, gpu_memory_utilization=0.05, enforce_eager=True,
                   kv_cache_memory_bytes=KV_BYTES)
-    lms = {r: VllmLM(str(model_dirs[r]), role=r, **kwargs) for r in LM_ROLES}
+    # stats on: the prefix-cache tests read vLLM's own hit counter (LLM.get_metrics)
+    lms = {r: VllmLM(str(model_dirs[r]), role=r, disable_log_stats=False, **kwargs) for r in LM_ROLES}
     rewards = {k: load_reward_model(model_dirs[k], backend="vllm", **kwargs) for k in REWARD_KINDS}
     return {**lms, **rewards, "reward": rewards["step_token"]}
 
@@ -195,8 +196,74 @@ def test_target_scores_match_transformers(hf, inproc, remote):
         assert [len(g) for g in got] == [len(c) for c in conts]
         for g, e in zip(got, expected):
             assert g == pytest.approx(e, abs=ATOL)
-    again = inproc["target"].score([prefix] * 2, conts)  # now served from the prefix cache
-    assert again[0] == pytest.approx(expected[0], abs=ATOL)
+
+
+def prefix_cache_hits_inproc(lm: VllmLM) -> int:
+    """vLLM's own counter of prompt tokens served from its prefix cache (in this process)."""
+    return sum(m.value for m in lm.llm.get_metrics() if m.name == "vllm:prefix_cache_hits")
+
+
+def prefix_cache_hits_remote(url: str) -> float:
+    """The same counter, read from a server's Prometheus /metrics."""
+    text = urllib.request.urlopen(url.removesuffix("/v1") + "/metrics", timeout=10).read().decode()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("vllm:prefix_cache_hits_total"))
+
+
+def long_prefix(hf) -> list[int]:
+    """A prompt of several full KV blocks (only full blocks are cached)."""
+    for copies in range(5, 60):
+        prefix = hf["target"].encode_prompt(" ".join([QUESTION] * copies))
+        if len(prefix) > 300:
+            break
+    assert len(prefix) < 450, len(prefix)  # fits max_model_len=512 with the steps
+    return prefix
+
+
+def test_inprocess_lm_loads_safetensors_only_unless_pickles_are_allowed(model_dirs, monkeypatch):
+    """Weights load from safetensors only, as on the transformers backend: VllmLM tells vLLM
+    load_format='safetensors' (alone, vLLM falls back to pytorch_model.bin, a pickle) unless
+    allow_pickle=True. A stand-in vllm.LLM records the arguments: building and dropping a
+    real engine in this process would tear down the parallel state the `inproc` engines use."""
+    import vllm
+
+    class Built(Exception):
+        """Raised by the stand-in vllm.LLM with the arguments VllmLM passed it."""
+
+    def record(**kwargs):
+        raise Built(kwargs)
+
+    monkeypatch.setattr(vllm, "LLM", record)
+    with pytest.raises(Built) as safe:
+        VllmLM(str(model_dirs["draft"]), role="draft")
+    assert safe.value.args[0]["load_format"] == "safetensors"
+    with pytest.raises(Built) as opted_in:
+        VllmLM(str(model_dirs["draft"]), role="draft", allow_pickle=True)
+    assert "load_format" not in opted_in.value.args[0]
+
+
+def test_inprocess_rescoring_is_served_from_the_prefix_cache(hf, inproc):
+    lm, prefix = inproc["target"], long_prefix(hf)
+    conts = [hf["target"].encode(t) for t in ("Ann starts with 3 apples.\n\n", "Then 3 + 4 = 7.")]
+    expected = hf["target"].score([prefix] * 2, conts)
+    lm.score([prefix] * 2, conts)  # fills the cache
+    before = prefix_cache_hits_inproc(lm)
+    again = lm.score([prefix] * 2, conts)
+    hits = prefix_cache_hits_inproc(lm) - before
+    assert hits >= len(prefix) // 2  # both requests read most of the shared prefix from the cache
+    for g, e in zip(again, expected):
+        assert g == pytest.approx(e, abs=ATOL)  # and the continuation's scores are unchanged
+
+
+def test_http_scoring_does_not_read_the_prefix_cache(hf, servers, remote):
+    """What the README says of vLLM 0.32 over HTTP: prompt log-prob requests skip the
+    prefix cache, so each verification re-processes the whole prefix."""
+    url, prefix = servers["target"]["url"], long_prefix(hf)
+    conts = [hf["target"].encode(t) for t in ("Ann starts with 3 apples.\n\n", "Then 3 + 4 = 7.")]
+    remote["target"].score([prefix] * 2, conts)
+    before = prefix_cache_hits_remote(url)
+    remote["target"].score([prefix] * 2, conts)
+    assert prefix_cache_hits_remote(url) == before
 
 
 def tempered_logprobs(lm: TransformersLM, prefix, cont, temperature: float) -> list[float]:

