@@ -23,7 +23,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
 from artefact import write_artefact  # noqa: E402
 
-from specs_engine.bench import summarise  # noqa: E402
+from specs_engine.app.bench import summarise  # noqa: E402
 
 SPECS, REFERENCE, DRAFT_BS = "specs", "beam_search:target", "beam_search:draft"
 GOAL_LATENCY = 0.75

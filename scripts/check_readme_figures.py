@@ -149,7 +149,7 @@ def _check_recomputes(path: Path, root: Path, report: Report) -> None:
     sys.path[:0] = [str(root), str(root / "benchmarks")]
     try:
         import gsm8k_figures
-        from specs_engine.bench import summarise
+        from specs_engine.app.bench import summarise
     finally:
         sys.path[:] = saved
     rows = gsm8k_figures.read_rows(path.parent)

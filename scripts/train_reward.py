@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 
 from specs_engine import sources  # noqa: E402
 from specs_engine.answers import extract_answer  # noqa: E402
-from specs_engine.data.gsm8k import Problem, answers_equal, load_problems  # noqa: E402
+from specs_engine.app.data.gsm8k import Problem, answers_equal, load_problems  # noqa: E402
 
 BASE_MODEL = "qwen2.5-coder-0.5b"
 L2_GRID = (1e-4, 1e-3, 1e-2, 1e-1)

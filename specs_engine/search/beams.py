@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterable, Optional
 
-from specs_engine.result import Step
+from specs_engine.models import Candidate
+from specs_engine.result import Source, Step
 
 
 @dataclass(eq=False)
@@ -83,3 +84,12 @@ def rank_key(beam: Beam) -> float:
     """Completed and live beams are ranked on one scale: the last step's reward."""
     reward = beam.reward
     return float("-inf") if reward is None else reward
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """A candidate step and the beam it extends."""
+
+    parent: Beam
+    candidate: Candidate
+    source: Source

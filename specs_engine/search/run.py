@@ -2,59 +2,34 @@
 
 A strategy module is a short loop over these moves: propose candidates, verify them
 (target log-probs and rewards, concurrently), accept some as new beams, advance. The run
-keeps the clock, the budget, the stats and the stream, so that a strategy reads top to
+holds the beams, the stop decision and the stream, and hands the rest to its parts: the
+clock (clock.py: deadline, round costs), the accounting (accounting.py: the stats) and
+the scoring (scoring.py: target and reward, checked), so that a strategy reads top to
 bottom and never touches a backend or a timer itself.
 """
 
 from __future__ import annotations
 
-import math
 import random
 import threading
 import time
-from concurrent.futures import Executor, TimeoutError as FutureTimeout, wait
-from contextlib import contextmanager
-from functools import partial
-from dataclasses import dataclass, replace
-from typing import Callable, Iterator, Optional, Sequence
+from dataclasses import replace
+from typing import Callable, ContextManager, Optional, Sequence
 
 from specs_engine.answers import extract_answer, has_final_answer, weighted_vote
-from specs_engine.call_context import CallContext, in_call
+from specs_engine.call_context import CallContext
 from specs_engine.config import Budget, SpecsConfig
-from specs_engine.errors import DeadlineExceededError, ModelCallError, RewardError
-from specs_engine.models import Candidate, LanguageModel, Prompt, ProposalParams, RewardModel
-from specs_engine.result import Event, FinalEvent, SearchResult, Source, Stats, Step, StepEvent
-from specs_engine.search.beams import Beam, common_chain, rank_key
-from specs_engine.search.reward_checks import checked_rewards
+from specs_engine.errors import DeadlineExceededError
+from specs_engine.models import Candidate, LanguageModel, Prompt, ProposalParams
+from specs_engine.result import Event, FinalEvent, SearchResult, Source, Step, StepEvent
+from specs_engine.search.accounting import Accounting
+from specs_engine.search.beams import Beam, Proposal, common_chain, rank_key
+from specs_engine.search.clock import Clock, RunClock
+from specs_engine.search.roles import Roles
+from specs_engine.search.scoring import Scoring, model_call, solutions_of
 from specs_engine.search.structure import screen
-from specs_engine.verification import log_ratio
 
-Clock = Callable[[], float]
 BUDGET_STOPS = ("latency", "max_steps", "max_new_tokens")
-
-
-@dataclass(frozen=True)
-class Roles:
-    """The models of one engine, and the pool that runs target and reward side by side."""
-
-    draft: Optional[LanguageModel]
-    target: Optional[LanguageModel]
-    reward: Optional[RewardModel]
-    executor: Executor
-
-    def model(self, role: Source) -> LanguageModel:
-        model = self.draft if role == "draft" else self.target
-        assert model is not None, f"engine validated that a {role} model exists"
-        return model
-
-
-@dataclass(frozen=True)
-class Proposal:
-    """A candidate step and the beam it extends."""
-
-    parent: Beam
-    candidate: Candidate
-    source: Source
 
 
 def question_of(prompt: Prompt) -> str:
@@ -66,7 +41,7 @@ def question_of(prompt: Prompt) -> str:
 
 
 class SearchRun:
-    """One call's clock, budget, beams, stats and stream."""
+    """One call's beams, budget and stream, with its clock, accounting and scoring."""
 
     def __init__(
         self,
@@ -90,9 +65,8 @@ class SearchRun:
         self.stop, self.clock, self.on_event = tuple(stop), clock, on_event
         self.cancel = cancel or threading.Event()
         self.call = call or CallContext()
-        self.start = clock() if start is None else start
-        """When the call entered the engine: its budget covers encoding and queueing too."""
-        self.deadline = self.start + budget.latency_s if budget.latency_s else None
+        self.timer = RunClock(clock, start, budget.latency_s)
+        self.start, self.deadline = self.timer.start, self.timer.deadline
         self.rng = random.Random(config.seed)
         self.slots = slots or config.num_beams
         self.root = Beam()
@@ -100,16 +74,15 @@ class SearchRun:
         self.completed: list[Beam] = []
         self.step_index = 0
         self.stop_reason: Optional[str] = None
-        self.stats = Stats(prompt_tokens=len(next(iter(prompt_ids.values()))))
-        self._busy_s = 0.0
+        self.accounts = Accounting(prompt_tokens=len(next(iter(prompt_ids.values()))))
+        self.stats = self.accounts.stats
+        self.scoring = Scoring(roles, question, config, self.timer, self.accounts, self.prefix, pass_ids)
         self._streamed = 0
-        self._round_cost: dict[str, float] = {}
-        self._considered = 0
 
     # ---- the budget -------------------------------------------------------------
 
     def time_left(self) -> float:
-        return math.inf if self.deadline is None else self.deadline - self.clock()
+        return self.timer.time_left()
 
     def should_stop(self) -> bool:
         """True once the search must end: out of beams, time or steps. A search whose
@@ -127,7 +100,7 @@ class SearchRun:
 
     def can_afford(self, kind: str) -> bool:
         """Whether a round of this kind, at its measured cost so far, ends before the deadline."""
-        return self._round_cost.get(kind, 0.0) < self.time_left()
+        return self.timer.can_afford(kind)
 
     def out_of_time(self) -> None:
         self.stop_reason = "latency"
@@ -147,13 +120,9 @@ class SearchRun:
         mean_logprob = lambda p: sum(p.candidate.token_logprobs) / len(p.candidate.token_ids)  # noqa: E731
         return [self.accept(max(written, key=mean_logprob), reward=None)]
 
-    @contextmanager
-    def round(self, kind: str) -> Iterator[None]:
+    def round(self, kind: str) -> ContextManager[None]:
         """Times a round so can_afford can predict the next one (the slowest recent one)."""
-        started = self.clock()
-        yield
-        cost = self.clock() - started
-        self._round_cost[kind] = max(cost, 0.8 * self._round_cost.get(kind, cost))
+        return self.timer.round(kind)
 
     # ---- the moves --------------------------------------------------------------
 
@@ -181,7 +150,7 @@ class SearchRun:
             greedy=greedy or self.config.temperature == 0,
             seed=self.rng.getrandbits(31),
             stop=self.stop,
-            deadline=None if self.deadline is None else self.deadline - self._verify_cost(),
+            deadline=self.timer.proposal_deadline(),
         )
         started = self.clock()
         per_prefix: list[Sequence[Candidate]] = [()] * len(beams)
@@ -189,89 +158,40 @@ class SearchRun:
             members = [i for i, room in enumerate(limits) if room == limit]
             group = replace(params, max_new_tokens=limit, seed=params.seed + k)
             try:
-                answers = self._call(role, model.name, model.propose, [prefixes[i] for i in members], per_beam, group)
+                answers = model_call(role, model.name, self.step_index + 1, model.propose,
+                                     [prefixes[i] for i in members], per_beam, group)
             except DeadlineExceededError:  # queued behind other calls until the deadline
                 self.out_of_time()
                 break
             for i, candidates in zip(members, answers):
                 per_prefix[i] = candidates
-        self._charge(role, self.clock() - started)
         proposals = [
             Proposal(beam, candidate, role)
             for beam, candidates in zip(beams, per_prefix)
             for candidate in candidates
         ]
-        tokens = sum(len(p.candidate.token_ids) for p in proposals)
-        if role == "draft":
-            self.stats.draft_tokens += tokens
-        else:
-            self.stats.target_tokens += tokens
-        self._considered += len(proposals)
+        self.accounts.proposed(role, proposals, self.clock() - started)
         kept = screen(self.config.structure, proposals, may_defer)
         self.stats.candidates_rejected_structure += len(proposals) - len(kept)
         return kept
 
     def verify(self, proposals: Sequence[Proposal]) -> Optional[tuple[list[float], list[float]]]:
         """Target log-ratios and rewards of draft candidates, computed concurrently.
-        None when the target could not answer before the deadline."""
-        started = self.clock()
-        ratios = self.roles.executor.submit(in_call(self._target_log_ratios), proposals)
-        try:
-            rewards = self.rewards(proposals, charge_busy=False)  # while the target scores
-            if rewards is None:
-                return None
-            result = ratios.result(), rewards
-        except DeadlineExceededError:
-            self.out_of_time()
-            return None
-        finally:
-            if not ratios.cancel():  # not started yet: dropped; else bounded by the target
-                wait([ratios])  # a failed reward call must not leave the target writing stats
-            self._busy_s += self.clock() - started
-        self._round_cost["verify"] = self.clock() - started
-        return result
+        None when the target or the reward could not answer before the deadline."""
+        return self._unless_cut(self.scoring.verify, proposals)
 
-    def rewards(self, proposals: Sequence[Proposal], charge_busy: bool = True) -> Optional[list[float]]:
+    def rewards(self, proposals: Sequence[Proposal]) -> Optional[list[float]]:
         """Reward of each candidate as the last step of its beam, checked to be finite.
         None when the deadline cut the reward: the caller salvages the round."""
-        solutions = [p.parent.texts() + [p.candidate.text] for p in proposals]
-        return self._score_solutions(solutions, charge_busy)
+        return self._unless_cut(self.scoring.rewards, solutions_of(proposals))
 
-    def _score_solutions(self, solutions: list[list[str]], charge_busy: bool = True) -> Optional[list[float]]:
-        reward = self.roles.reward
-        assert reward is not None, "engine validated that a reward model exists"
-        started = self.clock()
+    def _unless_cut(self, score: Callable, *args):
+        """The scoring's answer, or None when the deadline cut it (the run then stops)."""
         try:
-            values = self._reward_by_deadline(reward, solutions)
+            return score(*args, step=self.step_index + 1)
         except DeadlineExceededError:
-            self.stats.reward_cut = True
             self.out_of_time()
             return None
-        finally:
-            self.stats.reward_s += self.clock() - started
-        elapsed = self.clock() - started
-        self._round_cost["reward"] = elapsed
-        if charge_busy:
-            self._busy_s += elapsed
-        try:
-            return checked_rewards(values, len(solutions), self.config.final_selection == "weighted_vote")
-        except ValueError as exc:
-            raise RewardError("reward", reward.name, self.step_index + 1, exc) from None
-
-    def _reward_by_deadline(self, reward: RewardModel, solutions: list[list[str]]) -> Sequence[float]:
-        """The reward's answer, waited for no longer than the time left. The reward runs
-        in a pool thread (a Python callable cannot be interrupted, but the search can stop
-        waiting for it); remote and in-process rewards also stop themselves at the
-        deadline, which they read from the call's context."""
-        call = partial(self._call, "reward", reward.name, reward.score, self.question, solutions)
-        if self.deadline is None:
-            return call()
-        future = self.roles.executor.submit(in_call(call))
-        try:
-            return future.result(timeout=max(self.time_left(), 0.0))
-        except FutureTimeout:
-            future.cancel()
-            raise DeadlineExceededError(f"reward model {reward.name!r} was still scoring at the deadline") from None
 
     def accept(
         self,
@@ -328,12 +248,12 @@ class SearchRun:
             text=text,
             answer=extract_answer(text),
             steps=winner.steps(),
-            stats=self._final_stats(winner),
+            stats=self.accounts.final(winner, self.clock() - self.start, self.call),
             method=method,
             finished=ended,
             budget_exhausted=stop in BUDGET_STOPS,
             stop_reason=stop,
-            candidates_considered=self._considered,
+            candidates_considered=self.accounts.considered,
         )
         streamed = "".join(node.step.text for node in winner.chain()[: self._streamed])
         self._emit(FinalEvent(result=result, delta=text[len(streamed) :]))
@@ -341,62 +261,12 @@ class SearchRun:
 
     # ---- helpers ----------------------------------------------------------------
 
-    def _call(self, role: str, name: str, fn: Callable, *args):
-        """Runs a model call; a failure names the role, the model and the step."""
-        try:
-            return fn(*args)
-        except DeadlineExceededError:
-            raise  # the budget ran out while waiting: the round is salvaged, not failed
-        except Exception as exc:  # re-raised with where it happened, never swallowed
-            error = RewardError if role == "reward" else ModelCallError
-            raise error(role, name, self.step_index + 1, exc) from exc
-
-    def _charge(self, role: Source, seconds: float) -> None:
-        if role == "draft":
-            self.stats.draft_s += seconds
-        else:
-            self.stats.target_s += seconds
-        self._busy_s += seconds
-
-    def _target_log_ratios(self, proposals: Sequence[Proposal]) -> list[float]:
-        target = self.roles.model("target")
-        by_parent: dict[int, list[int]] = {}  # candidates of one beam share its prefix
-        for p in proposals:
-            if id(p.parent) not in by_parent:
-                by_parent[id(p.parent)] = self.prefix("target", p.parent)
-        prefixes = [by_parent[id(p.parent)] for p in proposals]
-        continuations = [
-            list(p.candidate.token_ids) if self.pass_ids else target.encode(p.candidate.text)
-            for p in proposals
-        ]
-        started = self.clock()
-        try:
-            scored = self._call(
-                "target", target.name, partial(target.score, deadline=self.deadline), prefixes, continuations
-            )
-        finally:  # a target that ran out of time still spent it
-            self.stats.target_s += self.clock() - started
-        self.stats.target_scored_tokens += sum(map(len, continuations))
-        ratios = []
-        for p, cont, lps in zip(proposals, continuations, scored):
-            if len(lps) != len(cont):
-                raise ModelCallError(
-                    "target", target.name, self.step_index + 1,
-                    ValueError(f"scored {len(lps)} tokens of a {len(cont)}-token step"),
-                )
-            ratios.append(log_ratio(lps, p.candidate.token_logprobs, self.config.log_ratio))
-        return ratios
-
     def _token_room(self, beam: Beam, prefix_len: int, model: LanguageModel) -> int:
         return min(
             self.config.max_step_tokens,
             self.budget.max_new_tokens - beam.total_tokens,
             model.context_window - prefix_len - 1,
         )
-
-    def _verify_cost(self) -> float:
-        """Time to keep free after decoding, for the scoring that follows it."""
-        return max(self._round_cost.get("verify", 0.0), self._round_cost.get("reward", 0.0))
 
     def _end_of(self, beam: Beam, candidate: Candidate) -> Optional[str]:
         """Why a beam is complete, or None while it goes on."""
@@ -426,7 +296,7 @@ class SearchRun:
         missing = [b for b in pool if b.step is not None and b.step.reward is None]
         if self.roles.reward is None or len(pool) < 2 or not missing:
             return
-        values = self._score_solutions([b.texts() for b in missing])
+        values = self._unless_cut(self.scoring.rewards, [b.texts() for b in missing])
         for beam, value in zip(missing, values or ()):
             beam.step = replace(beam.step, reward=value)
 
@@ -437,15 +307,3 @@ class SearchRun:
             if chosen is not None:
                 pool = [b for b, (a, _) in zip(pool, answers) if a == chosen]
         return max(pool, key=rank_key)
-
-    def _final_stats(self, winner: Beam) -> Stats:
-        stats = self.stats
-        steps = winner.steps()
-        stats.steps_from_draft = sum(s.source == "draft" for s in steps)
-        stats.steps_from_target = sum(s.source == "target" for s in steps)
-        stats.completion_tokens = winner.total_tokens
-        stats.wall_s = self.clock() - self.start
-        stats.queue_s, stats.load_s = min(self.call.queued_s, stats.wall_s), self.call.load_s
-        stats.overhead_s = max(stats.wall_s - self._busy_s, 0.0)
-        return stats
-

@@ -122,7 +122,7 @@ def test_a_hung_remote_reward_gives_a_flagged_result_at_the_deadline():
 
 
 def test_a_hung_models_listing_at_construction_is_not_a_deadline(monkeypatch):
-    monkeypatch.setattr("specs_engine.backends.openai.lm.HEALTH_CHECK_S", 0.3, raising=False)
+    monkeypatch.setattr("specs_engine.backends.openai.client.HEALTH_CHECK_S", 0.3)
     with serving(HangingServer) as httpd:
         httpd.hang = {"/v1/models"}
         with pytest.raises(ServerUnavailableError, match="/v1/models"):  # no call, no deadline

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from specs_engine import bench, cli
+from specs_engine.app import bench, cli
 
 QUESTION = "Ann has 3 apples and buys 4 more. How many apples does Ann have?"
 

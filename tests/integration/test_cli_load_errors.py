@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from specs_engine import cli
+from specs_engine.app import cli
 
 QUESTION = "What is 2 + 3?"
 

@@ -15,7 +15,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from specs_engine.data.gsm8k import Problem
+from specs_engine.app.data.gsm8k import Problem
 from specs_engine.rewards.formatting import format_solution
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "train_reward.py"

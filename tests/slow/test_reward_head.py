@@ -24,7 +24,7 @@ def test_shipped_head_reaches_its_held_out_auroc():
     """The shipped head on the real 0.5B draft, recomputed on the 232 held-out tune-split
     prefixes: the AUROC its metadata (and the README) state. Minutes: run with -m slow."""
     from specs_engine import sources
-    from specs_engine.data.gsm8k import load_problems
+    from specs_engine.app.data.gsm8k import load_problems
 
     assets = sources.resolve("specs-prm").path
     meta = json.loads((assets / "specs_reward.json").read_text())

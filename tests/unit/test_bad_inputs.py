@@ -11,9 +11,9 @@ from tests.helpers.fake_http import serving
 from tests.helpers.fakes import fake_engine
 from tests.unit.test_openai_compat import FakeVllm
 
-from specs_engine.backends.openai.lm import OpenAICompatLM, ServerResponseError
+from specs_engine.backends.openai.lm import OpenAICompatLM
 from specs_engine.config import SpecsConfig
-from specs_engine.errors import ConfigError
+from specs_engine.errors import ConfigError, ServerResponseError
 
 QUESTION = "What is 2 + 3?"
 

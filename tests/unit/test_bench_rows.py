@@ -10,9 +10,9 @@ import pytest
 
 from tests.helpers.fakes import fake_engine
 
-from specs_engine import bench
+from specs_engine.app import bench
 from specs_engine.config import Budget, SpecsConfig
-from specs_engine.data.gsm8k import Problem
+from specs_engine.app.data.gsm8k import Problem
 from specs_engine.errors import ConfigError
 
 PROBLEMS = [Problem(f"p{i}", f"What is {i} + 0?", "42", (), i, "test") for i in range(3)]

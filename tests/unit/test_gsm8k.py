@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from specs_engine.data import gsm8k
+from specs_engine.app.data import gsm8k
 from specs_engine.answers import numeric_value
-from specs_engine.data.gsm8k import answers_equal, load_problems, parse_solution, split_of
+from specs_engine.app.data.gsm8k import answers_equal, load_problems, parse_solution, split_of
 from specs_engine.errors import ConfigError
 
 TEMPLATE = '''question = "Ann has {q} pens and buys 3 more. How many pens does she have?"

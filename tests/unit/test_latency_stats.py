@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from specs_engine.latency_stats import paired_ratio, paired_walls
+from specs_engine.app.latency_stats import paired_ratio, paired_walls
 
 ROWS = [
     {"arm": "specs", "problem": "p1", "wall_s": 10.0},

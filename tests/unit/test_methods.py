@@ -8,8 +8,8 @@ from typing import get_args
 import pytest
 
 from specs_engine import ConfigError, SpecsEngine, methods
-from specs_engine.bench import Arm
-from specs_engine.cli import parser
+from specs_engine.app.bench import Arm
+from specs_engine.app.cli import parser
 from specs_engine.methods import METHODS, MODEL_ROLES, REGISTRY, Method
 from specs_engine.search.greedy import run_greedy
 from specs_integrations._settings import SpecsFields

@@ -18,15 +18,14 @@ import pytest
 
 from tests.helpers.fake_http import serving
 
-from specs_engine.backends.openai.lm import (
-    API_KEY_ENV,
+from specs_engine.backends.openai.client import API_KEY_ENV
+from specs_engine.backends.openai.lm import OpenAICompatLM, load
+from specs_engine.errors import (
+    ConfigError,
     DeadlineExceededError,
-    OpenAICompatLM,
     ServerResponseError,
     ServerUnavailableError,
-    load,
 )
-from specs_engine.errors import ConfigError
 from specs_engine.models import LanguageModel, ProposalParams
 
 MODEL = "tiny"
@@ -185,6 +184,22 @@ def test_server_down_names_url_and_role_at_construction():
     port = free_port()
     with pytest.raises(ServerUnavailableError, match=rf"target server http://127.0.0.1:{port}"):
         OpenAICompatLM(f"http://127.0.0.1:{port}", role="target", retries=1)
+
+
+def test_a_stream_retries_a_lost_connection_then_names_the_server(server):
+    lm = OpenAICompatLM(url(server), role="draft", retries=1)
+    lm.server.base_url = f"http://127.0.0.1:{free_port()}"  # the server went away
+    sent = lm.server.traffic.requests
+    with pytest.raises(ServerUnavailableError, match=r"draft server .*/v1/completions is unreachable"):
+        lm.propose([[1]], 1, PARAMS)
+    assert lm.server.traffic.requests == sent + 2  # one try and one retry, as for a plain POST
+
+
+def test_a_stream_refused_with_an_http_status_names_it(server):
+    lm = OpenAICompatLM(url(server), role="draft")
+    server.mode = "unauthorized"
+    with pytest.raises(ServerUnavailableError, match=r"draft server .*/v1/completions rejected the API key"):
+        lm.propose([[1]], 1, PARAMS)
 
 
 def test_unknown_model_lists_served_ones(server):

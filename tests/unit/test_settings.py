@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from specs_engine import Budget, ConfigError, SpecsConfig, SpecsEngine
-from specs_engine.cli import main
+from specs_engine.app.cli import main
 from specs_engine.config import from_settings
 from specs_integrations._settings import SpecsFields, plan_call
 from tests.helpers.scripted import ScriptedReward, script_lm

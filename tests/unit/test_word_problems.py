@@ -7,7 +7,7 @@ from fractions import Fraction
 
 import pytest
 
-from specs_engine.data.word_problems import TEMPLATES, evaluate, generate_problems, solve
+from specs_engine.app.data.word_problems import TEMPLATES, evaluate, generate_problems, solve
 from specs_engine.errors import ConfigError
 
 
@@ -69,7 +69,7 @@ def test_the_evaluator_refuses_anything_but_arithmetic():
 
 
 def test_a_template_giving_a_fraction_is_refused():
-    from specs_engine.data.word_problems import Draft, Step
+    from specs_engine.app.data.word_problems import Draft, Step
 
     with pytest.raises(ValueError, match="whole numbers"):
         solve(Draft("?", {"a": 3}, (Step("half", "a / 2", "{value}"),)))

@@ -25,14 +25,12 @@ import pytest
 
 pytestmark = pytest.mark.vllm  # deselected by default; vllm itself lives in .venv-vllm
 
-from specs_engine.backends.openai.lm import (
-    OpenAICompatLM,
-    ServerUnavailableError,
-)
+from specs_engine.backends.openai.lm import OpenAICompatLM
 from specs_engine.backends.hf.lm import TransformersLM
 from specs_engine.backends.vllm.lm import VllmLM
 from specs_engine.config import Budget, SpecsConfig
 from specs_engine.engine import SpecsEngine
+from specs_engine.errors import ServerUnavailableError
 from specs_engine.models import ProposalParams
 from specs_engine.rewards import load_reward_model
 from specs_engine.backends.openai.reward import RemoteSequenceClassifierReward, RemoteStepTokenPRM

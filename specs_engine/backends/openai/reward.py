@@ -10,7 +10,7 @@ as their in-process twins (StepTokenPRM, SequenceClassifierReward), so one model
 score whichever side runs it: the PRM's chat messages come from rewards/prm_layout.py
 and are rendered by the server's own chat template (/tokenize); the classifier's text is
 format_solution's; the scores are read by rewards/score_rules.py. Plumbing (health check, timeouts, retries on connection errors only,
-the key kept out of every message) is openai_compat's HttpServer.
+the key kept out of every message) is client.py's HttpServer.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ import asyncio
 from typing import Any, Sequence
 
 from specs_engine.call_context import current_deadline
-from specs_engine.backends.openai.lm import HttpServer, _field, run_sync, served_model
+from specs_engine.backends.openai.client import HttpServer, field, served_model
+from specs_engine.backends.openai.loop import run_sync
 from specs_engine.errors import ConfigError, ServerResponseError
 from specs_engine.rewards.formatting import check_solutions, format_solution
 from specs_engine.rewards.prm_layout import QWEN_PRM_SYSTEM, prm_layout
@@ -116,10 +117,7 @@ class RemoteStepTokenPRM(_RemoteReward):
             request: dict = {"prompt": layout, "add_special_tokens": False}
         else:
             request = {"messages": layout, "add_generation_prompt": False, "add_special_tokens": False}
-        tokens = _field(await self._post("/tokenize", request, deadline), "tokens", self.server.where("/tokenize"))
-        if not isinstance(tokens, list) or not all(isinstance(t, int) for t in tokens):
-            raise ServerResponseError(f"{self.server.where('/tokenize')} returned non-id tokens")
-        return tokens
+        return await self.server.tokenize({"model": self.name, **request}, deadline)
 
 
 class RemoteSequenceClassifierReward(_RemoteReward):
@@ -150,7 +148,7 @@ class RemoteSequenceClassifierReward(_RemoteReward):
 
 def _ordered_data(answer: Any, count: int, key: str, where: str) -> list[Any]:
     """The `key` field of each answer item, in input order; exactly one per input."""
-    items = _field(answer, "data", where)
+    items = field(answer, "data", where)
     if not isinstance(items, list) or len(items) != count:
         got = len(items) if isinstance(items, list) else type(items).__name__
         raise ServerResponseError(f"{where} answered {got} items for {count} inputs")
@@ -158,7 +156,7 @@ def _ordered_data(answer: Any, count: int, key: str, where: str) -> list[Any]:
     if not all(isinstance(i, int) for i in indices) or sorted(indices) != list(range(count)):
         raise ServerResponseError(f"{where} answered item indices {indices} for {count} inputs")
     by_index = {item["index"]: item for item in items}
-    return [_field(by_index[i], key, where) for i in range(count)]
+    return [field(by_index[i], key, where) for i in range(count)]
 
 
 def load(base_url: str, *, kind: str = "step_token", dtype: Any = None, device: Any = None,

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Callable
 
-from specs_engine.data.gsm8k import Problem
+from specs_engine.app.data.gsm8k import Problem
 from specs_engine.errors import ConfigError
 
 NAMES = ("Ada", "Bilal", "Chen", "Dara", "Elif", "Femi", "Greta", "Hiro", "Ines", "Jonas",

@@ -135,8 +135,8 @@ def report(result: SearchResult) -> None:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from specs_engine import bench
-    from specs_engine.data.gsm8k import load_problems
+    from specs_engine.app import bench
+    from specs_engine.app.data.gsm8k import load_problems
 
     arms = [bench.Arm.parse(a) for a in args.methods.split(",") if a]
     problems = load_problems(args.split, limit=args.limit)
