@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.artefact import RESULTS, write_artefact  # noqa: E402
 from specs_engine.backends import load_language_model, resolve_location  # noqa: E402
 from specs_engine.backends.llamacpp.lm import gguf_path  # noqa: E402
-from specs_engine.cli import INSTRUCTION  # noqa: E402
+from specs_engine.app.cli import INSTRUCTION  # noqa: E402
 from specs_engine.config import SpecsConfig  # noqa: E402
 from specs_engine.models import ProposalParams  # noqa: E402
 from specs_engine.rewards import load_reward_model  # noqa: E402
