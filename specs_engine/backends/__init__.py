@@ -19,10 +19,8 @@ import importlib.util
 import os
 import threading
 from contextlib import contextmanager
-from typing import Any, Iterator
-
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Iterator
 
 from specs_engine.errors import ConfigError, SpecsError
 from specs_engine.models import LanguageModel, RewardModel
@@ -58,6 +56,7 @@ _cache: dict[tuple, Any] = {}
 _cache_lock = threading.RLock()
 """Reentrant: loading a value-head reward loads its base language model through the same cache."""
 _loads = 0
+_MISSING = object()
 
 
 def choose_backend(backend: str | None, locations: list[str], device: str) -> str:
@@ -168,7 +167,12 @@ def _is_value_head_dir(location: str) -> bool:
 def load_once(key: tuple, load: Callable[[], Any]) -> Any:
     """What load() returns, made on the first ask for key and kept for the process. key[0]
     names the role ("language", "reward", or e.g. "engine" for what is built from models).
-    One lock for all: two threads asking for one key load it once."""
+    One lock for all loads: two threads asking for one key load it once. A key already
+    loaded is returned without the lock, so a call whose models are loaded never waits
+    (outside its budget, as load time) behind another key's load of minutes."""
+    cached = _cache.get(key, _MISSING)  # one dict read: atomic, no lock needed
+    if cached is not _MISSING:
+        return cached
     with _cache_lock:
         if key not in _cache:
             _cache[key] = load()

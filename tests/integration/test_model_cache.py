@@ -35,3 +35,34 @@ def test_clearing_the_rewards_keeps_the_language_models(tiny_draft_dir, tiny_rew
     clear_reward_cache()
     assert load_language_model(tiny_draft_dir, dtype="float32") is draft
     assert load_reward_model(str(tiny_reward_dir), dtype="float32") is not reward
+
+
+def test_a_loaded_model_is_returned_while_another_key_is_loading(tiny_draft_dir):
+    """A hit must not queue behind a slow load of another model (integrations look their
+    engine up on every call, and would count that wait as load time outside the budget)."""
+    import threading
+
+    from specs_engine import backends
+
+    draft = load_language_model(tiny_draft_dir, dtype="float32")
+    loading, release = threading.Event(), threading.Event()
+
+    def slow_load():
+        loading.set()
+        release.wait(5)
+        return object()
+
+    other = threading.Thread(target=backends.load_once, args=(("engine", "slow"), slow_load))
+    other.start()
+    loading.wait(5)
+    try:
+        got = []
+        hit = threading.Thread(target=lambda: got.append(
+            load_language_model(tiny_draft_dir, dtype="float32")))
+        hit.start()
+        hit.join(2)
+        assert got == [draft]  # answered while the other load still holds the lock
+    finally:
+        release.set()
+        other.join()
+        backends.clear_model_cache("engine")
