@@ -66,7 +66,6 @@ class SearchRun:
         self.cancel = cancel or threading.Event()
         self.call = call or CallContext()
         self.timer = RunClock(clock, start, budget.latency_s)
-        self.start, self.deadline = self.timer.start, self.timer.deadline
         self.rng = random.Random(config.seed)
         self.slots = slots or config.num_beams
         self.root = Beam()
@@ -209,7 +208,7 @@ class SearchRun:
             log_ratio=ratio,
             score=score,
             tokens=len(candidate.token_ids),
-            elapsed_s=self.clock() - self.start,
+            elapsed_s=self.timer.elapsed(),
         )
         beam = parent.child(step, candidate.token_ids)
         beam.end = self._end_of(beam, candidate)
@@ -248,7 +247,7 @@ class SearchRun:
             text=text,
             answer=extract_answer(text),
             steps=winner.steps(),
-            stats=self.accounts.final(winner, self.clock() - self.start, self.call),
+            stats=self.accounts.final(winner, self.timer.elapsed(), self.call),
             method=method,
             finished=ended,
             budget_exhausted=stop in BUDGET_STOPS,
