@@ -20,6 +20,7 @@ from specs_engine.tool_calls import (
     InvalidToolCall,
     ParsedReply,
     StructureCheck,
+    ToolCall,
     ToolSpec,
     bare_call_start,
     parse_tool_calls,
@@ -102,6 +103,13 @@ class ToolBinding:
                                        f"breaks tool_choice={self.check.tool_choice!r}", c.name)
                        for c in reply.calls)
         return replace(reply, calls=(), invalid=reply.invalid + broken)
+
+    def read(self, text: str) -> tuple[str, tuple[ToolCall, ...], tuple[InvalidToolCall, ...]]:
+        """A finished reply as both integrations return it: its text outside the calls, the
+        calls to run, and the invalid ones, an unclosed call (cut by the budget) among them."""
+        reply = self.checked(text)
+        invalid = reply.invalid + ((InvalidToolCall(reply.pending_text, UNCLOSED),) if reply.pending else ())
+        return reply.content, reply.calls, invalid
 
     def valid(self, text: str) -> bool:
         """Whether a finished answer has the required structure."""

@@ -39,7 +39,7 @@ from specs_engine.config import Budget
 from specs_engine.errors import ConfigError
 from specs_engine.models import Prompt
 from specs_engine.result import Event, FinalEvent, SearchResult
-from specs_integrations._tools import UNCLOSED, ToolBinding, call_id
+from specs_integrations._tools import ToolBinding, call_id
 from specs_integrations._settings import (
     CallPlan,
     SpecsFields,
@@ -250,16 +250,12 @@ def response(result: SearchResult, delta: str | None = None,
            "steps": [step_info(s) for s in result.steps]}
     if binding is None:
         return CompletionResponse(text=result.text, delta=delta, raw=raw)
-    reply = binding.checked(result.text)
+    content, valid, broken = binding.read(result.text)
     calls = [{"id": call_id(), "type": "function",
-              "function": {"name": c.name, "arguments": c.arguments}} for c in reply.calls]
-    invalid = [{"id": call_id(), "name": c.name, "text": c.text, "error": c.error}
-               for c in reply.invalid]
-    if reply.pending:
-        invalid.append({"id": call_id(), "name": None, "text": reply.pending_text,
-                        "error": UNCLOSED})
+              "function": {"name": c.name, "arguments": c.arguments}} for c in valid]
+    invalid = [{"id": call_id(), "name": c.name, "text": c.text, "error": c.error} for c in broken]
     raw["structure_valid"] = binding.valid(result.text)
-    return CompletionResponse(text=reply.content, delta=delta, raw=raw, additional_kwargs={
+    return CompletionResponse(text=content, delta=delta, raw=raw, additional_kwargs={
         "tool_calls": calls, **({"invalid_tool_calls": invalid} if invalid else {})})
 
 

@@ -20,7 +20,7 @@ from langchain_core.utils.function_calling import convert_to_json_schema, conver
 from langchain_core.utils.pydantic import is_basemodel_subclass
 
 from specs_engine.errors import ConfigError
-from specs_integrations._tools import UNCLOSED, ToolBinding, call_id
+from specs_integrations._tools import ToolBinding, call_id
 
 BINDING_KWARGS = ("tools", "tool_choice", "response_format")
 """Call kwargs that carry what bind_tools / with_structured_output bound (not settings)."""
@@ -52,14 +52,12 @@ def reply_fields(text: str, binding: Optional[ToolBinding]) -> dict[str, Any]:
     """An AIMessage's content, tool_calls and invalid_tool_calls for a reply's text."""
     if binding is None or not binding.tools:
         return {"content": text}
-    reply = binding.checked(text)
-    calls = [ToolCall(name=c.name, args=c.arguments, id=call_id(), type="tool_call") for c in reply.calls]
-    invalid = [InvalidToolCall(name=c.name, args=c.text, id=call_id(), error=c.error,
-                               type="invalid_tool_call") for c in reply.invalid]
-    if reply.pending:
-        invalid.append(InvalidToolCall(name=None, args=reply.pending_text, id=call_id(),
-                                       error=UNCLOSED, type="invalid_tool_call"))
-    return {"content": reply.content, "tool_calls": calls, "invalid_tool_calls": invalid}
+    content, calls, invalid = binding.read(text)
+    return {"content": content,
+            "tool_calls": [ToolCall(name=c.name, args=c.arguments, id=call_id(), type="tool_call")
+                           for c in calls],
+            "invalid_tool_calls": [InvalidToolCall(name=c.name, args=c.text, id=call_id(), error=c.error,
+                                                   type="invalid_tool_call") for c in invalid]}
 
 
 def structure_metadata(text: str, binding: Optional[ToolBinding]) -> dict[str, Any]:

@@ -115,3 +115,25 @@ def test_assistant_history_from_other_llms_renders_as_calls():
         {"id": "1", "type": "function", "function": {"name": "multiply", "arguments": '{"a": 6, "b": 7}'}}]})
     assert chat_prompt([message]) == [{"role": "assistant", "content": "", "tool_calls": [
         {"name": "multiply", "arguments": {"a": 6, "b": 7}}]}]
+
+
+def test_an_unclosed_call_comes_back_invalid_in_additional_kwargs():
+    """A reply cut inside <tool_call> (a budget cut) carries no call to run; the cut call
+    is listed as invalid, as ChatSpecs lists it in invalid_tool_calls."""
+    from specs_engine.result import SearchResult, Stats
+    from specs_integrations._tools import ToolBinding
+    from specs_integrations.llama_index import response
+
+    tool = {"type": "function", "function": {"name": "multiply", "parameters": {
+        "type": "object", "properties": {"a": {"type": "integer"}}}}}
+    text = 'Let me call it.\n<tool_call>\n{"name": "multi'
+    result = SearchResult(text=text, answer=None, steps=[], stats=Stats(), method="specs",
+                          finished=False, budget_exhausted=True, stop_reason="latency",
+                          candidates_considered=1)
+    out = response(result, binding=ToolBinding.for_tools([tool]))
+    assert out.text == "Let me call it.\n"
+    assert out.additional_kwargs["tool_calls"] == []
+    [invalid] = out.additional_kwargs["invalid_tool_calls"]
+    assert invalid["text"] == '<tool_call>\n{"name": "multi' and invalid["name"] is None
+    assert invalid["error"].startswith("the answer ended inside an unclosed <tool_call>")
+    assert out.raw["structure_valid"] is False
