@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal, Mapping, Optional
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, TypeAdapter
 from pydantic import ValidationError, model_validator
 
-from specs_engine.backends import cache_key, load_once
+from specs_engine.backends import SERVING_OPTIONS, cache_key, load_once
 from specs_engine.call_context import note_load, take_load
 from specs_engine.config import Budget, SpecsConfig, from_settings
 from specs_engine.engine import SpecsEngine
@@ -159,8 +159,7 @@ class SpecsFields(BaseModel):
         options = {"api_key": self.api_key.get_secret_value() if self.api_key else None,
                    "timeout_s": self.timeout, "gpu_memory_utilization": self.gpu_memory_utilization,
                    "max_model_len": self.max_model_len}
-        owner = {"api_key": "openai", "timeout_s": "openai",
-                 "gpu_memory_utilization": "vllm", "max_model_len": "vllm"}
+        owner = {name: backend for backend, names in SERVING_OPTIONS.items() for name in names}
         kwargs = dict(self.backend_kwargs)
         for name, value in options.items():
             if value is None:
@@ -346,7 +345,7 @@ def plan_call(settings: Mapping[str, Any]) -> CallPlan:
     )
 
 
-def shared_engine(locations: Mapping[str, Any], backend: str, dtype: str, device: str,
+def shared_engine(locations: Mapping[str, Any], backend: Optional[str], dtype: str, device: str,
                   backend_kwargs: Mapping[str, Any]) -> SpecsEngine:
     """One engine per set of model locations per process, kept in the loaders' one cache
     (thread-safe: built once even when many threads ask at the same time), since LangChain
