@@ -90,10 +90,17 @@ def config_and_budget(args: argparse.Namespace) -> tuple[SpecsConfig, Budget]:
 
 
 def models(args: argparse.Namespace) -> dict[str, Optional[str]]:
-    """Which models the flags name (the default preset when none is given)."""
+    """Which models the flags name (the default preset when none is given), and the backend
+    that will run them: the one chosen when --backend is not given, so a bench folder
+    records the runtime its rows ran on and refuses to mix in rows from another."""
+    from specs_engine.backends import choose_backend
+    from specs_engine.sources import PRESETS
+
     preset = args.preset or (None if args.draft or args.target else DEFAULT_PRESET)
+    roles = PRESETS.get(preset or "", {})  # an unknown preset is refused when models load
+    locations = [loc for loc in (args.draft or roles.get("draft"), args.target or roles.get("target")) if loc]
     return {"preset": preset, "draft": args.draft, "target": args.target, "reward": args.reward,
-            "backend": args.backend, "dtype": args.dtype}
+            "backend": choose_backend(args.backend, locations, "cpu"), "dtype": args.dtype}
 
 
 def load_engine(args: argparse.Namespace) -> SpecsEngine:

@@ -82,6 +82,19 @@ def test_bench_refuses_to_resume_a_folder_run_with_other_settings(tmp_path, monk
     assert "models.dtype" not in error and loads == []  # refused before any model loads
 
 
+@pytest.mark.parametrize("llama_cpp, runtime", [(True, "llama.cpp"), (False, "transformers")])
+def test_bench_settings_record_the_backend_the_rows_run_on(monkeypatch, llama_cpp, runtime):
+    """Without --backend the preset runs on llama.cpp when it loads: the folder records
+    that runtime, so installing llama-cpp-python later cannot mix runtimes in one table."""
+    from specs_engine import backends
+
+    monkeypatch.setattr(backends, "_llama_cpp_loads", lambda: llama_cpp)
+    args = cli.parser().parse_args(["bench", "--split", "test"])
+    assert cli.models(args)["backend"] == runtime
+    explicit = cli.parser().parse_args(["bench", "--split", "test", "--backend", "transformers"])
+    assert cli.models(explicit)["backend"] == "transformers"
+
+
 def test_torn_last_row_is_ignored_on_resume(tmp_path):
     path = tmp_path / bench.ROWS
     path.write_text(json.dumps({"arm": "specs", "problem": "p1"}) + "\n" + '{"arm": "sp')
