@@ -12,12 +12,10 @@ parses the answer.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import TYPE_CHECKING, Optional, Sequence
+from typing import Optional, Sequence
 
+from specs_engine.search.beams import Proposal
 from specs_engine.tool_calls import StructureCheck
-
-if TYPE_CHECKING:
-    from specs_engine.search.run import Proposal
 
 
 def screen(check: Optional[StructureCheck], proposals: Sequence[Proposal],
