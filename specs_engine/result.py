@@ -36,12 +36,13 @@ class Stats:
     target_s: float = 0.0
     reward_s: float = 0.0
     overhead_s: float = 0.0
-    """Wall time during which no model was running: the engine's own cost (including
-    queue_s and encoding the prompt)."""
+    """Wall time during which no model call was running: the engine's own cost (including
+    encoding the prompt)."""
     queue_s: float = 0.0
     """Seconds the call waited for models other calls were using (part of wall_s: the
-    budget's clock starts when the call enters the engine). Summed over the call's
-    threads (target and reward wait side by side), capped at wall_s."""
+    budget's clock starts when the call enters the engine). A wait happens inside a model
+    call, so it is also inside that role's draft_s, target_s or reward_s, not overhead_s.
+    Summed over the call's threads (target and reward wait side by side), capped at wall_s."""
     load_s: float = 0.0
     """Seconds this call spent loading models before its clock started (an integration's
     first call, when nothing loaded them before: see warm_up()); not part of wall_s."""
