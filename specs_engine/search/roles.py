@@ -12,7 +12,7 @@ from specs_engine.result import Source
 
 @dataclass(frozen=True)
 class Roles:
-    """The models of one engine, and the pool that runs target and reward side by side."""
+    """The models of one engine, and the pool the target scores in while the reward scores."""
 
     draft: Optional[LanguageModel]
     target: Optional[LanguageModel]

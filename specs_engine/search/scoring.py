@@ -1,15 +1,17 @@
 """Verification of proposed steps: target log-ratios and rewards, each bounded by the deadline.
 
-The target scores in a pool thread while the reward scores on the caller's, so a draft
-round costs the slower of the two, not their sum. Every answer is checked before the
-search ranks on it (one finite reward per solution, one log-prob per token sent), and a
-failure names the role, the model and the step. A scoring cut by the deadline raises
-DeadlineExceededError; the run turns it into a stop and salvages the round.
+The target scores in a pool thread while the reward scores (in a thread of its own when
+the call has a deadline), so a draft round costs the slower of the two, not their sum.
+Every answer is checked before the search ranks on it (one finite reward per solution,
+one log-prob per token sent), and a failure names the role, the model and the step. A
+scoring cut by the deadline raises DeadlineExceededError; the run turns it into a stop
+and salvages the round.
 """
 
 from __future__ import annotations
 
-from concurrent.futures import TimeoutError as FutureTimeout, wait
+import threading
+from concurrent.futures import Future, TimeoutError as FutureTimeout, wait
 from functools import partial
 from typing import Any, Callable, Sequence
 
@@ -40,6 +42,22 @@ def model_call(role: str, name: str, step: int, fn: Callable, *args: Any) -> Any
 def solutions_of(proposals: Sequence[Proposal]) -> list[list[str]]:
     """Each candidate as the last step of its beam: what the reward model scores."""
     return [p.parent.texts() + [p.candidate.text] for p in proposals]
+
+
+def in_daemon_thread(fn: Callable[[], Any]) -> Future:
+    """fn() running in a new daemon thread: a call that never returns holds that thread
+    only, and does not keep the process from exiting."""
+    future: Future = Future()
+
+    def work() -> None:
+        future.set_running_or_notify_cancel()
+        try:
+            future.set_result(fn())
+        except BaseException as exc:  # handed to whoever waits on the future
+            future.set_exception(exc)
+
+    threading.Thread(target=work, name="specs-reward", daemon=True).start()
+    return future
 
 
 class Scoring:
@@ -97,17 +115,16 @@ class Scoring:
 
     def _reward_by_deadline(self, reward: RewardModel, solutions: list[list[str]], step: int) -> Sequence[float]:
         """The reward's answer, waited for no longer than the time left. The reward runs
-        in a pool thread (a Python callable cannot be interrupted, but the search can stop
-        waiting for it); remote and in-process rewards also stop themselves at the
-        deadline, which they read from the call's context."""
+        in a thread of its own (a Python callable cannot be interrupted, but the search can
+        stop waiting for it; a hung one keeps only its own daemon thread, not a worker of
+        the pool the target scores in); remote and in-process rewards also stop
+        themselves at the deadline, which they read from the call's context."""
         call = partial(model_call, "reward", reward.name, step, reward.score, self.question, solutions)
         if self.clock.deadline is None:
             return call()
-        future = self.roles.executor.submit(in_call(call))
         try:
-            return future.result(timeout=max(self.clock.time_left(), 0.0))
+            return in_daemon_thread(in_call(call)).result(timeout=max(self.clock.time_left(), 0.0))
         except FutureTimeout:
-            future.cancel()
             raise DeadlineExceededError(f"reward model {reward.name!r} was still scoring at the deadline") from None
 
     def _target_log_ratios(self, proposals: Sequence[Proposal], step: int) -> list[float]:

@@ -68,3 +68,27 @@ def test_best_of_n_ranks_its_samples_by_reward_even_when_the_deadline_cuts_it():
                              Budget(latency_s=1.0, max_steps=50))
     assert result.stop_reason == "latency"
     assert result.steps[0].text == "good\n\n" and result.steps[0].reward == 0.9
+
+
+def test_rewards_cut_at_the_deadline_do_not_starve_later_calls_target_scoring():
+    clock = FakeClock()
+    release, hanging = threading.Event(), [True]
+
+    def reward(question, steps):  # hangs while `hanging` (a Python callable cannot be stopped)
+        if hanging[0]:
+            release.wait(30)
+        return 1.0
+
+    draft, target = lm("d", clock, propose_cost=0.99), lm("t", clock, propose_cost=0.99)
+    engine = SpecsEngine(draft=draft, target=target, reward=reward, clock=clock)
+    try:
+        for _ in range(20):  # more cut rewards than the engine's pool has threads
+            cut = engine.generate("q", "beam_search", SpecsConfig(n=1, beam_width=1),
+                                  Budget(latency_s=1.0))
+            assert cut.stats.reward_cut
+        hanging[0] = False
+        draft.propose_cost = target.propose_cost = 0.1
+        result = engine.generate("q", "specs", SpecsConfig(n=2, beam_width=2), Budget(latency_s=2.0))
+    finally:
+        release.set()
+    assert not result.stats.reward_cut and result.stats.target_scored_tokens > 0
