@@ -161,10 +161,15 @@ class SpecsEngine:
 
     def stream(self, prompt: Prompt, method: str = "specs", config: ConfigLike = None,
                budget: BudgetLike = None, **kwargs: Any) -> Iterator[Event]:
-        """Yields a StepEvent per settled step, then a FinalEvent. Validation errors raise
-        at the first next(), before any model runs."""
+        """Yields a StepEvent per settled step, then a FinalEvent. The budget's clock starts
+        here, at the call, not at the first next(); validation errors raise at the first
+        next(), before any model runs."""
+        return self._events(self.clock(), prompt, method, config, budget, kwargs)
+
+    def _events(self, entered: float, prompt: Prompt, method: str, config: ConfigLike,
+                budget: BudgetLike, kwargs: dict[str, Any]) -> Iterator[Event]:
         events: queue.Queue = queue.Queue()
-        cancel = self._start(events.put, prompt, method, config, budget, kwargs)
+        cancel = self._start(events.put, entered, prompt, method, config, budget, kwargs)
         try:
             while (item := events.get()) is not _DONE:
                 if isinstance(item, BaseException):
@@ -181,9 +186,14 @@ class SpecsEngine:
                 return event.result
         raise AssertionError("a search always ends with a FinalEvent")
 
-    async def astream(self, prompt: Prompt, method: str = "specs", config: ConfigLike = None,
-                      budget: BudgetLike = None, **kwargs: Any) -> AsyncIterator[Event]:
-        """stream() for asyncio: the search runs in a thread, events cross to the loop."""
+    def astream(self, prompt: Prompt, method: str = "specs", config: ConfigLike = None,
+                budget: BudgetLike = None, **kwargs: Any) -> AsyncIterator[Event]:
+        """stream() for asyncio: the search runs in a thread, events cross to the loop. The
+        budget's clock starts here, at the call, not at the first iteration."""
+        return self._aevents(self.clock(), prompt, method, config, budget, kwargs)
+
+    async def _aevents(self, entered: float, prompt: Prompt, method: str, config: ConfigLike,
+                       budget: BudgetLike, kwargs: dict[str, Any]) -> AsyncIterator[Event]:
         loop = asyncio.get_running_loop()
         events: asyncio.Queue = asyncio.Queue()
 
@@ -193,7 +203,7 @@ class SpecsEngine:
             except RuntimeError:  # the consumer's loop closed after it had its result
                 pass
 
-        cancel = self._start(put, prompt, method, config, budget, kwargs)
+        cancel = self._start(put, entered, prompt, method, config, budget, kwargs)
         try:
             while (item := await events.get()) is not _DONE:
                 if isinstance(item, BaseException):
@@ -204,11 +214,11 @@ class SpecsEngine:
 
     # ---- validation and plumbing ----------------------------------------------------
 
-    def _start(self, put: Callable[[Any], None], prompt: Prompt, method: str, config: ConfigLike,
-               budget: BudgetLike, kwargs: dict[str, Any]) -> threading.Event:
+    def _start(self, put: Callable[[Any], None], entered: float, prompt: Prompt, method: str,
+               config: ConfigLike, budget: BudgetLike, kwargs: dict[str, Any]) -> threading.Event:
         """Runs generate() in a thread that puts events, an exception, then _DONE."""
         cancel = threading.Event()
-        entered, loaded = self.clock(), call_context.take_load()
+        loaded = call_context.take_load()
 
         def work() -> None:
             call_context.note_load(loaded)  # this thread's context is a new one

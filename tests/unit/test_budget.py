@@ -1,9 +1,11 @@
 """The budget covers everything a call does: encoding and the reward count, a reward slower
 than the deadline is cut and its round salvaged, best_of_n ranks by reward when cut. Fake
-clocks and scripted models; a real wait only where a reward blocks until released."""
+clocks and scripted models; a real wait only where a reward blocks until released. A
+stream's clock starts when stream() is called, not at its first event."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 
@@ -92,3 +94,20 @@ def test_rewards_cut_at_the_deadline_do_not_starve_later_calls_target_scoring():
     finally:
         release.set()
     assert not result.stats.reward_cut and result.stats.target_scored_tokens > 0
+
+
+@pytest.mark.parametrize("kind", ["stream", "astream"])
+def test_a_streams_clock_starts_when_stream_is_called_not_at_the_first_event(kind):
+    clock = FakeClock()
+    model = lm("m", clock, propose_cost=0.1)
+    engine = SpecsEngine(target=model, clock=clock)
+    events = getattr(engine, kind)("q", "greedy", budget=Budget(latency_s=1.0))
+    clock.advance(2.0)  # the caller holds the iterator 2 s before reading it
+    if kind == "stream":
+        final = list(events)[-1]
+    else:
+        async def drain():
+            return [event async for event in events][-1]
+        final = asyncio.run(drain())
+    assert final.result.stats.wall_s == pytest.approx(2.0)
+    assert final.result.stop_reason == "latency" and model.propose_calls == 0
