@@ -78,7 +78,10 @@ class SpecsEngine:
         "qwen2.5-coder") fills the roles not given. `backend` None picks llama.cpp for
         registry models on the CPU when llama-cpp-python is installed (their GGUFs run
         there at several times transformers' decode speed), else transformers. Models are
-        cached per process, so engines built twice from the same locations share weights."""
+        cached per process, so engines built twice from the same locations share weights.
+        `backend_kwargs` go to the language models' backend, e.g. for backend="llama.cpp"
+        n_threads (default: every core this process may use; pass fewer when other work
+        shares the machine), n_ctx, n_seq_max, kv_type (see LlamaCppLM)."""
         from specs_engine.backends import choose_backend, load_language_model
         from specs_engine.rewards import load_reward_model, reward_options
 

@@ -220,6 +220,15 @@ def test_engine_loads_llama_cpp_models_by_backend_name(gguf_dirs, tiny_reward_di
     assert np.isfinite([s.reward for s in result.steps if s.reward is not None]).all()
 
 
+def test_from_pretrained_passes_n_threads_to_the_llama_cpp_context(gguf_dirs):
+    """The default takes every usable core; n_threads= through from_pretrained sets the
+    context's threads (3: not the 2 cores of the test machines, so the default fails it)."""
+    engine = SpecsEngine.from_pretrained(target=str(gguf_dirs["target"]), backend="llama.cpp", n_threads=3)
+    native = engine.target.native
+    assert native.lib.llama_n_threads(native.ctx) == 3
+    assert native.lib.llama_n_threads_batch(native.ctx) == 3
+
+
 def test_registry_model_runs_its_verified_gguf_and_refuses_a_corrupt_one(gguf_dirs, tmp_path, monkeypatch):
     """A registry name on llama.cpp: parts assembled and checked against the sha256, the
     GGUF kept in the cache entry and loaded from there; a wrong hash stops before llama.cpp."""
