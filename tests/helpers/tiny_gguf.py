@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import MappingProxyType
+from typing import Mapping
 
 import numpy as np
 import torch
@@ -29,8 +31,9 @@ LAYER_TENSORS = {
 """Hugging Face Qwen2 layer tensor -> llama.cpp name (qwen2 uses NeoX RoPE: no permuting)."""
 
 
-def write_gguf(model_dir: Path, out: Path) -> Path:
-    """The Qwen2 model saved in model_dir as one f32 GGUF file at out."""
+def write_gguf(model_dir: Path, out: Path, token_texts: Mapping[int, str] = MappingProxyType({})) -> Path:
+    """The Qwen2 model saved in model_dir as one f32 GGUF file at out; token_texts
+    replaces the text of some token ids (e.g. one longer than a piece buffer)."""
     import gguf
 
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
@@ -46,7 +49,7 @@ def write_gguf(model_dir: Path, out: Path) -> Path:
     writer.add_rope_freq_base(float(_rope_theta(config)))
     writer.add_layer_norm_rms_eps(config.rms_norm_eps)
     writer.add_file_type(gguf.LlamaFileType.ALL_F32)
-    _add_tokenizer(writer, tokenizer)
+    _add_tokenizer(writer, tokenizer, token_texts)
     for name, tensor in _tensors(model):
         writer.add_tensor(name, tensor)
     writer.write_header_to_file()
@@ -61,13 +64,14 @@ def _rope_theta(config) -> float:
     return parameters.get("rope_theta") or getattr(config, "rope_theta", 10000.0)
 
 
-def _add_tokenizer(writer, tokenizer) -> None:
+def _add_tokenizer(writer, tokenizer, token_texts: Mapping[int, str]) -> None:
     """The byte-level BPE as llama.cpp reads it: tokens, their types, merges, Qwen2 split."""
     vocab = len(tokenizer)
     special = set(tokenizer.all_special_ids) | set(tokenizer.added_tokens_decoder)
     writer.add_tokenizer_model("gpt2")
     writer.add_tokenizer_pre("qwen2")
-    writer.add_token_list(tokenizer.convert_ids_to_tokens(list(range(vocab))))
+    tokens = tokenizer.convert_ids_to_tokens(list(range(vocab)))
+    writer.add_token_list([token_texts.get(i, text) for i, text in enumerate(tokens)])
     writer.add_token_types([3 if i in special else 1 for i in range(vocab)])  # 3: control
     merges = json.loads(tokenizer.backend_tokenizer.to_str())["model"]["merges"]
     writer.add_token_merges([m if isinstance(m, str) else " ".join(m) for m in merges])

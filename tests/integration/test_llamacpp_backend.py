@@ -229,6 +229,22 @@ def test_from_pretrained_passes_n_threads_to_the_llama_cpp_context(gguf_dirs):
     assert native.lib.llama_n_threads_batch(native.ctx) == 3
 
 
+def test_a_token_longer_than_the_piece_buffer_is_decoded_whole(tmp_path, tiny_target_dir):
+    """piece() asks llama.cpp with a 256-byte buffer; a longer token (a negative answer:
+    the size needed) is asked again with that size rather than read as b""."""
+    from specs_engine.backends.llamacpp.native import Native
+    from tests.helpers.tiny_gguf import write_gguf
+
+    long_text = "a" * 300  # byte-level BPE writes the byte "a" as "a"
+    path = write_gguf(tiny_target_dir, tmp_path / "long.gguf", token_texts={300: long_text})
+    native = Native(str(path), n_ctx=64, n_batch=32, n_seq_max=2, n_threads=1)
+    try:
+        assert native.piece(300) == long_text.encode()
+        assert native.detokenize([300, 300]) == long_text * 2
+    finally:
+        native.close()
+
+
 def test_registry_model_runs_its_verified_gguf_and_refuses_a_corrupt_one(gguf_dirs, tmp_path, monkeypatch):
     """A registry name on llama.cpp: parts assembled and checked against the sha256, the
     GGUF kept in the cache entry and loaded from there; a wrong hash stops before llama.cpp."""

@@ -123,11 +123,17 @@ class Native:
         return list(out[:n])
 
     def piece(self, token: int) -> bytes:
-        """The bytes token stands for; control tokens (EOS, chat markers) give b""."""
+        """The bytes token stands for; control tokens (EOS, chat markers) give b"". A piece
+        longer than the buffer comes back as minus its size: asked again with that size."""
         cached = self._pieces.get(token)
         if cached is None:
-            buffer = ctypes.create_string_buffer(256)
-            n = self.lib.llama_token_to_piece(self.vocab, token, buffer, 256, 0, False)
+            size = 256
+            buffer = ctypes.create_string_buffer(size)
+            n = self.lib.llama_token_to_piece(self.vocab, token, buffer, size, 0, False)
+            if n < 0:
+                size = -n
+                buffer = ctypes.create_string_buffer(size)
+                n = self.lib.llama_token_to_piece(self.vocab, token, buffer, size, 0, False)
             cached = self._pieces[token] = buffer.raw[: max(n, 0)]
         return cached
 
