@@ -273,7 +273,12 @@ def _cache_errors(root: Path) -> Iterator[None]:
 
 
 def _staging_folders(root: Path, entry: RegistryModel) -> list[Path]:
-    return list(root.glob(f".tmp-{entry.name}-*")) if root.is_dir() else []
+    """This entry's staging folders: .tmp-{name}- and mkdtemp's random characters, which
+    hold no "-" (a remainder with one is the folder of an entry named {name}-...)."""
+    prefix = f".tmp-{entry.name}-"
+    if not root.is_dir():
+        return []
+    return [p for p in root.glob(f"{prefix}*") if "-" not in p.name[len(prefix):]]
 
 
 def _remove_dead_staging(root: Path, entry: RegistryModel) -> None:

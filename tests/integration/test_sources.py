@@ -8,11 +8,13 @@ the real Qwen preset is a slow test (tests/slow/test_real_preset.py).
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import hashlib
 import json
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -167,6 +169,19 @@ def test_a_killed_builders_staging_folder_is_removed(tmp_path, monkeypatch):
     assert any(p.name.startswith(".tmp-") for p in models.iterdir())  # what a killed build leaves
     sources.ensure_cached(entry, cache_dir=tmp_path / "c", converter=RecordingConverter())
     assert sorted(p.name for p in models.iterdir()) == [f".{entry.name}.lock", entry.name]
+
+
+def test_staging_of_an_entry_whose_name_extends_anothers_is_left_alone(tmp_path, monkeypatch):
+    """"fake-x-big" stages in .tmp-fake-x-big-XXXXXXXX; tidying "fake-x" must not take it
+    for its own (that builder holds its own lock, not fake-x's, and is alive)."""
+    short = dataclasses.replace(_fake_entry(tmp_path, monkeypatch), name="fake-x")
+    long = dataclasses.replace(short, name="fake-x-big")
+    sources.ensure_cached(short, cache_dir=tmp_path / "c", converter=RecordingConverter())
+    models = tmp_path / "c" / "models"
+    theirs = Path(tempfile.mkdtemp(prefix=f".tmp-{long.name}-", dir=models))
+    ours = Path(tempfile.mkdtemp(prefix=f".tmp-{short.name}-", dir=models))
+    sources.ensure_cached(short, cache_dir=tmp_path / "c", converter=RecordingConverter())
+    assert theirs.is_dir() and not ours.exists()
 
 
 @pytest.mark.parametrize("fault", [errno.EROFS, errno.ENOSPC])
