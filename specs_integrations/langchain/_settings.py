@@ -28,6 +28,7 @@ from langchain_core.runnables import Runnable, RunnableConfig, ensure_config
 from pydantic import model_validator
 
 from specs_engine.errors import ConfigError
+from specs_engine.tool_calls import StructureCheck
 from specs_engine.models import Prompt
 from specs_engine.result import Event, FinalEvent, SearchResult
 from specs_integrations._settings import (
@@ -165,30 +166,38 @@ class SpecsLangChainBase(SpecsFields):
 
     # ---- the engine call, once for every entry point ---------------------------------
 
-    def _prepare(self, stop: Optional[list[str]], kwargs: dict[str, Any]) -> tuple[CallPlan, dict]:
-        """The call's plan and engine arguments; bad settings fail here, before any model."""
+    def _prepare(self, stop: Optional[list[str]], kwargs: dict[str, Any],
+                 structure: Optional[StructureCheck] = None) -> tuple[CallPlan, dict]:
+        """The call's plan and engine arguments; bad settings fail here, before any model.
+        `structure`: a chat call's bound tools or JSON reply, for the search to enforce."""
         if stop and self.stop:
             raise ConfigError("`stop` found in both the input and default params")
         settings = {k: v for k, v in kwargs.items() if k not in ROUTING_KWARGS}
         plan = plan_call(self.settings(**settings))
-        return plan, plan.engine_kwargs(stop or self.stop)
+        args = plan.engine_kwargs(stop or self.stop)
+        if structure is not None:
+            args["config"] = args["config"].with_overrides(structure=structure)
+        return plan, args
 
-    def _search(self, prompt: Prompt, stop: Optional[list[str]], kwargs: dict) -> SearchResult:
-        plan, args = self._prepare(stop, kwargs)
+    def _search(self, prompt: Prompt, stop: Optional[list[str]], kwargs: dict,
+                structure: Optional[StructureCheck] = None) -> SearchResult:
+        plan, args = self._prepare(stop, kwargs, structure)
         return check_budget(self.get_engine().generate(prompt, **args), plan)
 
-    async def _asearch(self, prompt: Prompt, stop: Optional[list[str]], kwargs: dict) -> SearchResult:
-        plan, args = self._prepare(stop, kwargs)
+    async def _asearch(self, prompt: Prompt, stop: Optional[list[str]], kwargs: dict,
+                       structure: Optional[StructureCheck] = None) -> SearchResult:
+        plan, args = self._prepare(stop, kwargs, structure)
         return check_budget(await self.get_engine().agenerate(prompt, **args), plan)
 
-    def _events(self, prompt: Prompt, stop: Optional[list[str]], kwargs: dict) -> Iterator[Event]:
-        plan, args = self._prepare(stop, kwargs)
+    def _events(self, prompt: Prompt, stop: Optional[list[str]], kwargs: dict,
+                structure: Optional[StructureCheck] = None) -> Iterator[Event]:
+        plan, args = self._prepare(stop, kwargs, structure)
         for event in self.get_engine().stream(prompt, **args):
             yield _checked(event, plan)
 
-    async def _aevents(self, prompt: Prompt, stop: Optional[list[str]],
-                       kwargs: dict) -> AsyncIterator[Event]:
-        plan, args = self._prepare(stop, kwargs)
+    async def _aevents(self, prompt: Prompt, stop: Optional[list[str]], kwargs: dict,
+                       structure: Optional[StructureCheck] = None) -> AsyncIterator[Event]:
+        plan, args = self._prepare(stop, kwargs, structure)
         async for event in self.get_engine().astream(prompt, **args):
             yield _checked(event, plan)
 

@@ -16,8 +16,8 @@ from pydantic import ConfigDict
 
 from specs_engine.errors import ConfigError
 from specs_engine.result import Event, FinalEvent, SearchResult
+from specs_engine.tool_calls import StructureCheck
 from specs_integrations._settings import (
-    CallPlan,
     StreamedSteps,
     result_info,
     step_info,
@@ -115,37 +115,40 @@ class ChatSpecs(SpecsLangChainBase, BaseChatModel):
 
     def _prompt(self, messages: list[BaseMessage], kwargs: dict[str, Any]) -> list[dict[str, str]]:
         """The chat-template messages of a call: tool turns written out, tools listed."""
+        return self._bound(messages, kwargs)[0]
+
+    def _bound(self, messages: list[BaseMessage], kwargs: dict[str, Any],
+               ) -> tuple[list[dict[str, str]], dict[str, Any], Optional[ToolBinding]]:
+        """A call's prompt, its other settings and its tool binding, read once per call
+        (reading it builds the tools' JSON-schema validators): the prompt lists the
+        tools, the search enforces them and the reply is read by them."""
         binding = call_binding(kwargs)
         prompt = to_chat_prompt(messages)
-        return binding.prompt(prompt) if binding else ToolBinding.plain(prompt)
-
-    def _prepare(self, stop: Optional[list[str]], kwargs: dict[str, Any]) -> tuple[CallPlan, dict]:
-        """The base plan, with the bound structure in the engine's config."""
-        binding = call_binding(kwargs)
-        plan, args = super()._prepare(stop, {k: v for k, v in kwargs.items() if k not in BINDING_KWARGS})
-        if binding is not None:
-            args["config"] = args["config"].with_overrides(structure=binding.check)
-        return plan, args
+        prompt = binding.prompt(prompt) if binding else ToolBinding.plain(prompt)
+        return prompt, {k: v for k, v in kwargs.items() if k not in BINDING_KWARGS}, binding
 
     # ---- the calls ---------------------------------------------------------------
 
     def _generate(self, messages: list[BaseMessage], stop: Optional[list[str]] = None,
                   run_manager: Optional[CallbackManagerForLLMRun] = None,
                   **kwargs: Any) -> ChatResult:
-        result = self._search(self._prompt(messages, kwargs), stop, kwargs)
-        return self._chat_result(result, call_binding(kwargs))
+        prompt, settings, binding = self._bound(messages, kwargs)
+        result = self._search(prompt, stop, settings, _structure(binding))
+        return self._chat_result(result, binding)
 
     async def _agenerate(self, messages: list[BaseMessage], stop: Optional[list[str]] = None,
                          run_manager: Optional[AsyncCallbackManagerForLLMRun] = None,
                          **kwargs: Any) -> ChatResult:
-        result = await self._asearch(self._prompt(messages, kwargs), stop, kwargs)
-        return self._chat_result(result, call_binding(kwargs))
+        prompt, settings, binding = self._bound(messages, kwargs)
+        result = await self._asearch(prompt, stop, settings, _structure(binding))
+        return self._chat_result(result, binding)
 
     def _stream(self, messages: list[BaseMessage], stop: Optional[list[str]] = None,
                 run_manager: Optional[CallbackManagerForLLMRun] = None,
                 **kwargs: Any) -> Iterator[ChatGenerationChunk]:
-        to_chunk = MessageChunks(self.model_name(), call_binding(kwargs))
-        for event in self._events(self._prompt(messages, kwargs), stop, kwargs):
+        prompt, settings, binding = self._bound(messages, kwargs)
+        to_chunk = MessageChunks(self.model_name(), binding)
+        for event in self._events(prompt, stop, settings, _structure(binding)):
             chunk = to_chunk(event)
             if run_manager:
                 run_manager.on_llm_new_token(chunk.text, chunk=chunk)
@@ -154,8 +157,9 @@ class ChatSpecs(SpecsLangChainBase, BaseChatModel):
     async def _astream(self, messages: list[BaseMessage], stop: Optional[list[str]] = None,
                        run_manager: Optional[AsyncCallbackManagerForLLMRun] = None,
                        **kwargs: Any) -> AsyncIterator[ChatGenerationChunk]:
-        to_chunk = MessageChunks(self.model_name(), call_binding(kwargs))
-        async for event in self._aevents(self._prompt(messages, kwargs), stop, kwargs):
+        prompt, settings, binding = self._bound(messages, kwargs)
+        to_chunk = MessageChunks(self.model_name(), binding)
+        async for event in self._aevents(prompt, stop, settings, _structure(binding)):
             chunk = to_chunk(event)
             if run_manager:
                 await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
@@ -170,6 +174,10 @@ class ChatSpecs(SpecsLangChainBase, BaseChatModel):
             generations=[ChatGeneration(message=message)],
             llm_output={"token_usage": token_usage(result), "model_name": self.model_name()},
         )
+
+
+def _structure(binding: Optional[ToolBinding]) -> Optional[StructureCheck]:
+    return None if binding is None else binding.check
 
 
 class MessageChunks:

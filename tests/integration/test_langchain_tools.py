@@ -54,6 +54,25 @@ def test_a_bound_tool_call_comes_back_as_tool_calls():
     assert chat.engine.calls[-1]["config"].structure.tool_choice == "auto"
 
 
+@pytest.mark.parametrize("entry", ["invoke", "stream"])
+def test_a_call_reads_its_tool_binding_once(monkeypatch, entry):
+    """Reading a binding builds every tool's JSON-schema validator: once per call serves
+    the prompt, the search's check and the reply."""
+    from specs_integrations._tools import ToolBinding
+
+    bound = chat_with().bind_tools([multiply, lookup])  # bind_tools reads it once to check it
+    built, for_tools = [], ToolBinding.for_tools.__func__
+
+    def counted(cls, *args):
+        built.append(args)
+        return for_tools(cls, *args)
+
+    monkeypatch.setattr(ToolBinding, "for_tools", classmethod(counted))
+    question = "What is 6 times 7?"
+    reply = bound.invoke(question) if entry == "invoke" else list(bound.stream(question))[-1]
+    assert reply.tool_calls[0]["name"] == "multiply" and len(built) == 1
+
+
 def test_tool_turns_round_trip_into_the_next_prompt():
     chat = chat_with()
     first = chat.bind_tools([multiply]).invoke("What is 6 times 7?")
