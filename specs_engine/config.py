@@ -84,13 +84,13 @@ class SpecsConfig:
                     _fail(f.name, value, "an integer")
             if f.type == "float":
                 _check_number(f.name, getattr(self, f.name))
+                # inf turns scores into inf - inf = nan (accept_threshold=-inf: accept all)
+                if f.name != "accept_threshold" and math.isinf(getattr(self, f.name)):
+                    _fail(f.name, getattr(self, f.name), "a finite number")
         if self.n < 1:
             _fail("n", self.n, "an integer >= 1")
         if self.beam_width < 1 or self.n % self.beam_width:
             _fail("beam_width", self.beam_width, f"an integer >= 1 that divides n={self.n}")
-        for f in fields(self):  # inf would turn scores into inf - inf = nan
-            if f.type == "float" and f.name != "accept_threshold" and math.isinf(getattr(self, f.name)):
-                _fail(f.name, getattr(self, f.name), "a finite number")
         if self.beta < 0:
             _fail("beta", self.beta, "a number >= 0")
         if self.selection_temperature <= 0:
