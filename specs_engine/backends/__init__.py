@@ -1,5 +1,5 @@
 """Where models come from: one loader for language and reward models, a folder per
-runtime (hf/, vllm/, openai/), one shared cache.
+runtime (hf/, llamacpp/, vllm/, openai/), one shared cache.
 
 Loading the same model twice in one process returns the same object, so integrations
 that re-create their wrapper or engine per call (LangChain's configurable_fields) never
@@ -8,7 +8,8 @@ reload.
 Each runtime has a module with a `load(location, *, dtype, device, **kwargs)` function per
 role, imported only when asked for, so a missing optional runtime fails with an install
 hint instead of breaking `import specs_engine`. Runtime folders never import each other:
-what they share lives here (candidates.py, reward_kind.py) or in specs_engine.rewards.
+what they share lives here (candidates.py, prefixes.py, sampling.py, reward_kind.py) or in
+specs_engine.rewards.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ BACKENDS = {
     "transformers": "specs_engine.backends.hf.lm",
     "vllm": "specs_engine.backends.vllm.lm",
     "openai": "specs_engine.backends.openai.lm",
+    "llama.cpp": "specs_engine.backends.llamacpp.lm",
 }
 """Backend name -> module providing load(location, *, dtype, device, **kwargs)."""
 
@@ -39,6 +41,11 @@ REWARD_BACKENDS = {
     "openai": "specs_engine.backends.openai.reward",
 }
 """Backend name -> module providing the reward's load(location, *, dtype, device, **kwargs)."""
+REWARD_RUNTIME = {"llama.cpp": "transformers"}
+"""Backends whose reward runs on another runtime. backend="llama.cpp" runs the language
+models' GGUFs while the reward stays on transformers: our value head was trained on the
+bf16 draft's hidden states as transformers computes them, and it reads only each step's
+new tokens (prefix reuse), so it is a small share of a round."""
 
 SERVING_OPTIONS = {
     "openai": ("api_key", "timeout_s", "connect_timeout_s", "retries"),
@@ -51,6 +58,26 @@ _cache: dict[tuple, Any] = {}
 _cache_lock = threading.RLock()
 """Reentrant: loading a value-head reward loads its base language model through the same cache."""
 _loads = 0
+
+
+def choose_backend(backend: str | None, locations: list[str], device: str) -> str:
+    """The backend asked for, else the fastest one present for these models: llama.cpp
+    when every language model is a registry model (its verified GGUF is in the cache),
+    the device is the CPU and llama-cpp-python loads; transformers otherwise."""
+    if backend is not None:
+        return backend
+    from specs_engine.sources import REGISTRY
+
+    gguf_ready = bool(locations) and all(os.fspath(loc) in REGISTRY for loc in locations)
+    return "llama.cpp" if gguf_ready and device == "cpu" and _llama_cpp_loads() else "transformers"
+
+
+def _llama_cpp_loads() -> bool:
+    try:
+        import llama_cpp  # noqa: F401
+    except Exception:  # absent, or its native library fails to load
+        return False
+    return True
 
 
 def resolve_location(location: str | os.PathLike) -> str:
@@ -97,9 +124,10 @@ def load_reward_model(spec: Any, dtype: Any = "bfloat16", device: str = "cpu",
             f"reward={spec!r} is not allowed: give a RewardModel, a function (question, steps) -> float, "
             "or a reward model directory"
         )
+    backend = REWARD_RUNTIME.get(backend, backend)
     if backend not in REWARD_BACKENDS:
         raise ConfigError(
-            f"backend={backend!r} is not allowed for the reward: use {', '.join(REWARD_BACKENDS)}"
+            f"backend={backend!r} is not allowed for the reward: use {', '.join([*REWARD_BACKENDS, *REWARD_RUNTIME])}"
         )
     location = os.fspath(spec)
     location = location if "://" in location else resolve_location(location)  # URLs are not resolved

@@ -4,23 +4,45 @@ A language model of any runtime must refuse the same bad arguments, seed its pre
 same way, say why a candidate ended with the same words and leave a caller's stop string
 out of the step the same way; and two models may pass token ids to each other only when
 their tokenizers hash alike. Each runtime keeps only how it *finds* these facts (a local
-tokenizer, an engine output, a streamed answer).
+tokenizer, an engine output, a streamed answer). The runtimes that decode token by token
+in process (hf, llama.cpp) also share the decoding loop itself (decode_rows), so the same
+logits give the same candidates, ended at the same token, on either.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any, Callable, Sequence
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Collection, Mapping, Optional, Sequence
 
 from specs_engine.errors import ConfigError
-from specs_engine.models import FinishReason, ProposalParams
+from specs_engine.models import Candidate, FinishReason, ProposalParams
+
+Decode = Callable[[Sequence[int]], str]
 
 
 def check_count(num_candidates: Any) -> None:
     """Refuse anything but an integer >= 1 (a bool is not a count)."""
     if isinstance(num_candidates, bool) or not isinstance(num_candidates, int) or num_candidates < 1:
         raise ConfigError(f"num_candidates={num_candidates!r} is not allowed: it must be an integer >= 1")
+
+
+def check_params(params: Any) -> None:
+    """Refuse sampling settings no runtime can honour, before any model work."""
+    if not isinstance(params, ProposalParams):
+        raise ConfigError(f"params={params!r} is not allowed: it must be a ProposalParams")
+    if not isinstance(params.delimiter, str) or not params.delimiter:
+        raise ConfigError(f"delimiter={params.delimiter!r} is not allowed: it must be a non-empty string")
+    if isinstance(params.max_new_tokens, bool) or not isinstance(params.max_new_tokens, int) or params.max_new_tokens < 1:
+        raise ConfigError(f"max_new_tokens={params.max_new_tokens!r} is not allowed: it must be an integer >= 1")
+    if not params.greedy and not params.temperature > 0:
+        raise ConfigError(f"temperature={params.temperature!r} is not allowed: it must be > 0 (or greedy=True)")
+    if not 0 < params.top_p <= 1:
+        raise ConfigError(f"top_p={params.top_p!r} is not allowed: it must be in (0, 1]")
+    if any(not isinstance(s, str) or not s for s in params.stop):
+        raise ConfigError(f"stop={params.stop!r} is not allowed: stop strings must be non-empty strings")
 
 
 def check_pairs(prefixes: Sequence[Any], continuations: Sequence[Any]) -> None:
@@ -80,6 +102,143 @@ def tokens_within(count: int, kept_text: str, text_of: Callable[[int], str]) -> 
         if kept_text.startswith(text_of(m)):
             return m
     return 0
+
+
+# ---- the inputs of the in-process runtimes (hf, llama.cpp) -----------------------------
+
+
+def check_messages(messages: Any, name: str, has_template: bool) -> list[dict[str, str]]:
+    """Chat messages as plain dicts; refuses anything else by name, and refuses messages
+    for a model without a chat template (a plain string prompt is then the way)."""
+    if not has_template:
+        raise ConfigError(f"model {name!r} has no chat template: give the prompt as a plain string")
+    ok = isinstance(messages, Sequence) and all(
+        isinstance(m, Mapping) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)
+        for m in messages
+    )
+    if not ok or not messages:
+        raise ConfigError(
+            f"prompt={messages!r} is not allowed: give a string or a non-empty list of "
+            '{"role": str, "content": str} messages'
+        )
+    return [dict(m) for m in messages]
+
+
+def check_ids(ids: Sequence[int], name: str, model: Any) -> tuple[int, ...]:
+    """ids as a tuple of token ids of model (it has .name and .vocab_size)."""
+    if isinstance(ids, (str, bytes)) or not isinstance(ids, Sequence):
+        raise ConfigError(f"{name}={ids!r} is not allowed: it must be a sequence of token ids")
+    bad = [t for t in ids if isinstance(t, bool) or not isinstance(t, int) or not 0 <= t < model.vocab_size]
+    if bad:
+        raise ConfigError(
+            f"{name} holds {bad[0]!r}, not a token id of {model.name!r} (ints in [0, {model.vocab_size}))"
+        )
+    return tuple(ids)
+
+
+def check_prefix(prefix: Sequence[int], name: str, model: Any) -> tuple[int, ...]:
+    """A non-empty prefix that leaves room in model's context window for one more token."""
+    ids = check_ids(prefix, name, model)
+    if not ids:
+        raise ConfigError(f"{name} is empty: a prefix needs at least one token (the prompt)")
+    if len(ids) >= model.context_window:
+        raise ConfigError(
+            f"{name} has {len(ids)} tokens, which fills the context window of "
+            f"{model.name!r} ({model.context_window} tokens): shorten the prompt or budget"
+        )
+    return ids
+
+
+def group_pairs(prefixes: Sequence[Sequence[int]], continuations: Sequence[Sequence[int]],
+                model: Any) -> tuple[dict[tuple[int, ...], list[int]], list[tuple[int, ...]]]:
+    """A scoring call's pairs, checked: (prefix -> indices of its pairs, continuations).
+    Pairs sharing a prefix (all candidates of one beam) are scored together over it."""
+    check_pairs(prefixes, continuations)
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, prefix in enumerate(prefixes):
+        groups.setdefault(check_prefix(prefix, f"prefixes[{i}]", model), []).append(i)
+    conts = [check_ids(c, f"continuations[{i}]", model) for i, c in enumerate(continuations)]
+    for prefix, members in groups.items():
+        longest = max(len(conts[i]) for i in members)
+        if len(prefix) + longest > model.context_window:
+            raise ConfigError(
+                f"prefix ({len(prefix)} tokens) + continuation ({longest} tokens) exceeds the "
+                f"context window of {model.name!r} ({model.context_window} tokens)"
+            )
+    return groups, conts
+
+
+# ---- the decoding loop of the in-process runtimes (hf, llama.cpp) ----------------------
+
+
+@dataclass
+class Row:
+    """One candidate being decoded."""
+
+    tokens: list[int] = field(default_factory=list)
+    logprobs: list[float] = field(default_factory=list)
+    finish: Optional[FinishReason] = None
+    keep: Optional[int] = None
+    """Tokens kept when a stop string cut the candidate short."""
+
+
+def decode_rows(n: int, logits: Any, params: ProposalParams, limit: int, eos_ids: Collection[int],
+                decode: Decode, sample: Callable[[Any], tuple[Any, Any]],
+                finished: Callable[[list[Row], list[int], Any], None],
+                step: Callable[[list[Row], list[int], list[int]], Any]) -> list[Row]:
+    """The decoding loop of every in-process runtime, for n rows starting from `logits`:
+    sample a token per active row (sample(logits) -> tokens, log-probs), extend the rows,
+    let the runtime see the rows (finished(rows, active, logits): it caches those that
+    stopped), then run the newest token of the rows that go on (step(rows, active, still)
+    -> their next logits)."""
+    rows, active = [Row() for _ in range(n)], list(range(n))
+    while True:
+        tokens, logprobs = sample(logits)
+        still = extend_rows(rows, active, tokens.tolist(), logprobs.tolist(), params, limit, eos_ids, decode)
+        finished(rows, active, logits)
+        if not still:
+            return rows
+        logits = step(rows, active, still)
+        active = [active[i] for i in still]
+
+
+def extend_rows(rows: list[Row], active: list[int], tokens: Sequence[int], logprobs: Sequence[float],
+                params: ProposalParams, limit: int, eos_ids: Collection[int], decode: Decode) -> list[int]:
+    """Append one sampled token to each active row and decide which rows stop (the round's
+    deadline stops them all); returns the positions in `active` of the rows that go on."""
+    for i, r in enumerate(active):
+        rows[r].tokens.append(int(tokens[i]))
+        rows[r].logprobs.append(float(logprobs[i]))
+        rows[r].finish = finish_reason(rows[r], params, limit, eos_ids, decode)
+    if params.deadline is not None and time.monotonic() >= params.deadline:
+        for r in active:
+            rows[r].finish = rows[r].finish or "deadline"
+    return [i for i, r in enumerate(active) if rows[r].finish is None]
+
+
+def finish_reason(row: Row, params: ProposalParams, limit: int, eos_ids: Collection[int],
+                  decode: Decode) -> Optional[FinishReason]:
+    """Why this row stops after its newest token, or None to go on. A stop string found
+    before the delimiter cuts the row (row.keep is set to the tokens before it)."""
+    if row.tokens[-1] in eos_ids:
+        return "eos"
+    text = decode(row.tokens)
+    delimiter_at = text.find(params.delimiter)
+    stops = [text.find(s) for s in params.stop if s in text]
+    if stops and (delimiter_at < 0 or min(stops) <= delimiter_at):
+        tokens = row.tokens
+        row.keep = tokens_within(len(tokens), text[: min(stops)], lambda m: decode(tokens[:m]))
+        return "stop"
+    if delimiter_at >= 0:
+        return "delimiter"
+    return "length" if len(row.tokens) >= limit else None
+
+
+def to_candidate(row: Row, decode: Decode) -> Candidate:
+    """The finished row as the search sees it (cut before a stop string when one hit)."""
+    keep = len(row.tokens) if row.keep is None else row.keep
+    tokens = tuple(row.tokens[:keep])
+    return Candidate(tokens, decode(tokens), tuple(row.logprobs[:keep]), row.finish or "length")
 
 
 def tokenizer_fingerprint(tokenizer: Any) -> str:

@@ -98,8 +98,9 @@ def test_cache_is_built_once_then_reused(tmp_path, monkeypatch):
     assert convert.calls == 1
     marker = json.loads((first / sources.MARKER).read_text())
     assert marker["source_sha256"] == entry.sha256
-    assert set(marker["files"]) == {"model.safetensors", "config.json"}
-    assert not (first / "source").exists()  # the assembled GGUF is dropped after conversion
+    assert set(marker["files"]) == {"model.safetensors", "config.json", "fake.gguf"}
+    assert not (first / "source").exists()
+    assert (first / "fake.gguf").read_bytes() == b"".join(PARTS)  # the verified GGUF is kept, for llama.cpp
     assert sources.is_complete(first, entry, full=True)
 
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from specs_engine.backends import clear_model_cache, load_count, load_language_model
-from specs_engine.backends.hf.sampling import sample_next
+from specs_engine.backends.sampling import sample_next
 from specs_engine.backends.hf.lm import TransformersLM
 from specs_engine.errors import ConfigError
 from specs_engine.models import LanguageModel, ProposalParams

@@ -38,7 +38,7 @@ def _run_ci(tmp_path: Path, install: int = 0, pytest_rc: int = 0, vllm: int = 0)
 def test_all_stages_pass_in_order(tmp_path):
     done, calls = _run_ci(tmp_path)
     assert done.returncode == 0, done.stderr
-    assert calls == ["install.sh  HF=1", "python -m pytest HF=1", "vllm_tier.sh  HF=1"]
+    assert calls == ["install.sh llama-cpp HF=1", "python -m pytest HF=1", "vllm_tier.sh  HF=1"]
     assert "all stages passed" in done.stdout
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import specs_engine
 
 PACKAGE = Path(specs_engine.__file__).parent
-RUNTIMES = ("hf", "vllm", "openai")
+RUNTIMES = ("hf", "llamacpp", "vllm", "openai")
 
 
 def imported_modules(path: Path) -> set[str]:

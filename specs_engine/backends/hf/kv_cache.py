@@ -19,6 +19,8 @@ from typing import Any, Optional, Sequence
 
 import torch
 
+from specs_engine.backends.prefixes import longest_cached
+
 KV = list[tuple[torch.Tensor, torch.Tensor]]
 """Per-layer (keys, values), each [batch, kv_heads, seq, head_dim]."""
 
@@ -31,25 +33,6 @@ class CachedPrefix:
     kv: KV
     last_logits: Optional[torch.Tensor] = None
     """float32 [vocab]: the next-token logits after ids[-1]."""
-
-
-def common_prefix_length(a: Sequence[int], b: Sequence[int]) -> int:
-    """How many leading token ids two sequences share.
-
-    Called for every cached entry on every model call, so it compares tuple slices (C
-    speed) and bisects on a mismatch, instead of building tensors or looping in Python."""
-    a, b = tuple(a), tuple(b)
-    n = min(len(a), len(b))
-    if a[:n] == b[:n]:
-        return n
-    same, differs = 0, n  # a[:same] == b[:same] and a[:differs] != b[:differs]
-    while differs - same > 1:
-        middle = (same + differs) // 2
-        if a[:middle] == b[:middle]:
-            same = middle
-        else:
-            differs = middle
-    return same
 
 
 class PrefixCache:
@@ -75,15 +58,7 @@ class PrefixCache:
 
     def longest_match(self, ids: Sequence[int]) -> tuple[Optional[CachedPrefix], int]:
         """The entry sharing the most leading tokens with ids, and how many it shares."""
-        best, best_rank = None, (0, False)
-        for entry in self._entries.values():
-            shared = common_prefix_length(entry.ids, ids)
-            rank = (shared, shared == len(entry.ids))  # ties: a whole entry may carry logits
-            if shared and rank > best_rank:
-                best, best_rank = entry, rank
-        if best is not None:
-            self._entries.move_to_end(best.ids)
-        return best, best_rank[0]
+        return longest_cached(self._entries, ids)
 
     def resume(self, ids: tuple[int, ...], whole: bool = True) -> tuple[Optional[CachedPrefix], int, Any]:
         """How a forward over ids reuses this cache. (entry, len(ids), None) when an entry

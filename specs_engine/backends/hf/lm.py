@@ -18,38 +18,26 @@ from __future__ import annotations
 
 import os
 import threading
-import time
-from dataclasses import dataclass, field
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Optional, Sequence
 
 from specs_engine.call_context import check_deadline, queued
 from specs_engine.backends.candidates import (
-    check_count, check_pairs, tokenizer_fingerprint, tokens_within,
+    Row, check_count, check_messages, check_params, check_prefix, decode_rows, group_pairs, to_candidate,
+    tokenizer_fingerprint,
 )
 from specs_engine.backends.hf.common import import_torch, import_transformers, load_model, load_tokenizer
 from specs_engine.errors import ConfigError
-from specs_engine.models import Candidate, FinishReason, Prompt, ProposalParams
+from specs_engine.models import Candidate, Prompt, ProposalParams
 
 torch = import_torch()  # raises MissingExtraError("torch", "transformers") when absent
 
 from specs_engine.backends.hf.kv_cache import (  # noqa: E402  (needs torch)
     CachedPrefix, PrefixCache, forward_with_cache, kv_of, row_kv, to_dynamic_cache,
 )
-from specs_engine.backends.hf.sampling import sample_next  # noqa: E402
+from specs_engine.backends.sampling import sample_next  # noqa: E402
 
 MAX_LOGITS_ELEMENTS = 2**27
 """Largest logits tensor one scoring forward may produce (rows are chunked to fit)."""
-
-
-@dataclass
-class _Row:
-    """One candidate being decoded."""
-
-    tokens: list[int] = field(default_factory=list)
-    logprobs: list[float] = field(default_factory=list)
-    finish: Optional[FinishReason] = None
-    keep: Optional[int] = None
-    """Tokens kept when a stop string cut the candidate short."""
 
 
 class TransformersLM:
@@ -110,7 +98,7 @@ class TransformersLM:
                 ids = self.tokenizer(prompt, add_special_tokens=True)["input_ids"]
             else:
                 text = self.tokenizer.apply_chat_template(
-                    _check_messages(prompt, self.name, self.tokenizer),
+                    check_messages(prompt, self.name, getattr(self.tokenizer, "chat_template", None) is not None),
                     add_generation_prompt=True, tokenize=False,
                 )
                 ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
@@ -133,8 +121,8 @@ class TransformersLM:
     ) -> list[list[Candidate]]:
         """num_candidates sampled next steps per prefix (see the module docstring)."""
         check_count(num_candidates)
-        _check_params(params)
-        checked = [self._check_prefix(p, f"prefixes[{i}]") for i, p in enumerate(prefixes)]
+        check_params(params)
+        checked = [check_prefix(p, f"prefixes[{i}]", self) for i, p in enumerate(prefixes)]
         generator = torch.Generator(device=self.device)
         generator.manual_seed(params.seed if params.seed is not None else torch.seed())
         with queued(self.lock, until_deadline=True), torch.inference_mode():
@@ -145,48 +133,28 @@ class TransformersLM:
     ) -> list[Candidate]:
         state = self._prefix_state(prefix)
         cache = to_dynamic_cache(state.kv, len(prefix), n)
-        logits = state.last_logits.expand(n, -1)
-        rows, active = [_Row() for _ in range(n)], list(range(n))
         limit = min(params.max_new_tokens, self.context_window - len(prefix))
-        while True:
-            tokens, logprobs = sample_next(logits, params.temperature, params.top_p, params.greedy, generator)
+
+        def finished(rows: list[Row], active: list[int], logits: Any) -> None:
             self.decode_tokens += len(active)
-            for i, r in enumerate(active):
-                rows[r].tokens.append(int(tokens[i]))
-                rows[r].logprobs.append(float(logprobs[i]))
-                rows[r].finish = self._finish(rows[r], params, limit)
-            if params.deadline is not None and time.monotonic() >= params.deadline:
-                for r in active:
-                    rows[r].finish = rows[r].finish or "deadline"
-            still = [i for i, r in enumerate(active) if rows[r].finish is None]
             self._remember_finished(prefix, rows, active, cache, logits)
-            if not still:
-                break
+
+        def step(rows: list[Row], active: list[int], still: list[int]) -> Any:
             if len(still) < len(active):
                 cache.batch_select_indices(torch.tensor(still, device=self.device))
-            active = [active[i] for i in still]
-            step_input = tokens[still][:, None].to(self.device)
-            logits = forward_with_cache(self.model, step_input, cache).logits[:, -1].float()
-        self._prefixes.put(state)  # the prefix itself stays the most recently used
-        return [self._candidate(row) for row in rows]
+            step_input = torch.tensor([[rows[active[i]].tokens[-1]] for i in still], device=self.device)
+            return forward_with_cache(self.model, step_input, cache).logits[:, -1].float()
 
-    def _finish(self, row: _Row, params: ProposalParams, limit: int) -> Optional[FinishReason]:
-        """Why this row stops after its newest token, or None to go on."""
-        if row.tokens[-1] in self.eos_token_ids:
-            return "eos"
-        text = self.decode(row.tokens)
-        delimiter_at = text.find(params.delimiter)
-        stops = [text.find(s) for s in params.stop if s in text]
-        if stops and (delimiter_at < 0 or min(stops) <= delimiter_at):
-            tokens = row.tokens
-            row.keep = tokens_within(len(tokens), text[: min(stops)], lambda m: self.decode(tokens[:m]))
-            return "stop"
-        if delimiter_at >= 0:
-            return "delimiter"
-        return "length" if len(row.tokens) >= limit else None
+        rows = decode_rows(
+            n, state.last_logits.expand(n, -1), params, limit, self.eos_token_ids, self.decode,
+            lambda logits: sample_next(logits, params.temperature, params.top_p, params.greedy, generator),
+            finished, step,
+        )
+        self._prefixes.put(state)  # the prefix itself stays the most recently used
+        return [to_candidate(row, self.decode) for row in rows]
 
     def _remember_finished(
-        self, prefix: tuple[int, ...], rows: list[_Row], active: list[int], cache: Any, logits: Any
+        self, prefix: tuple[int, ...], rows: list[Row], active: list[int], cache: Any, logits: Any
     ) -> None:
         """Cache the KV of rows that just finished, so the next step on an accepted
         candidate prefills (almost) nothing. The cache holds every token but the last."""
@@ -199,11 +167,6 @@ class TransformersLM:
             ids = prefix + tuple(row.tokens[:-1])
             self._prefixes.put(CachedPrefix(ids, row_kv(kv, i, len(ids), copy=True), logits[i].clone()))
 
-    def _candidate(self, row: _Row) -> Candidate:
-        keep = len(row.tokens) if row.keep is None else row.keep
-        tokens = tuple(row.tokens[:keep])
-        return Candidate(tokens, self.decode(tokens), tuple(row.logprobs[:keep]), row.finish or "length")
-
     # ---- scoring ------------------------------------------------------------------
 
     def score(
@@ -213,11 +176,7 @@ class TransformersLM:
         """Per-token log p(continuation | prefix). Pairs sharing a prefix (the usual case:
         all candidates of one beam) run as one batch over that prefix's cached KV.
         `deadline` is ignored: an in-process prefill cannot hang, and is not cut short."""
-        check_pairs(prefixes, continuations)
-        groups: dict[tuple[int, ...], list[int]] = {}
-        for i, prefix in enumerate(prefixes):
-            groups.setdefault(self._check_prefix(prefix, f"prefixes[{i}]"), []).append(i)
-        conts = [self._check_ids(c, f"continuations[{i}]") for i, c in enumerate(continuations)]
+        groups, conts = group_pairs(prefixes, continuations, self)
         out: list[list[float]] = [[] for _ in conts]
         with queued(self.lock, until_deadline=True), torch.inference_mode():
             for prefix, members in groups.items():
@@ -287,7 +246,7 @@ class TransformersLM:
         with queued(self.lock, until_deadline=True), torch.inference_mode():
             for i, sequence in enumerate(sequences):
                 check_deadline(f"{self.name!r} reading hidden states")  # a reward stops between rows
-                ids = self._check_prefix(sequence, f"sequences[{i}]")
+                ids = check_prefix(sequence, f"sequences[{i}]", self)
                 if len(ids) < 2:
                     raise ConfigError(f"sequences[{i}] has {len(ids)} token(s); at least 2 are needed")
                 _, out = self._extend(ids, hidden_states=True)
@@ -299,28 +258,7 @@ class TransformersLM:
         with self.lock:
             self._prefixes.clear()
 
-    # ---- input checks -------------------------------------------------------------
 
-    def _check_ids(self, ids: Sequence[int], name: str) -> tuple[int, ...]:
-        if isinstance(ids, (str, bytes)) or not isinstance(ids, Sequence):
-            raise ConfigError(f"{name}={ids!r} is not allowed: it must be a sequence of token ids")
-        bad = [t for t in ids if isinstance(t, bool) or not isinstance(t, int) or not 0 <= t < self.vocab_size]
-        if bad:
-            raise ConfigError(
-                f"{name} holds {bad[0]!r}, not a token id of {self.name!r} (ints in [0, {self.vocab_size}))"
-            )
-        return tuple(ids)
-
-    def _check_prefix(self, prefix: Sequence[int], name: str) -> tuple[int, ...]:
-        ids = self._check_ids(prefix, name)
-        if not ids:
-            raise ConfigError(f"{name} is empty: a prefix needs at least one token (the prompt)")
-        if len(ids) >= self.context_window:
-            raise ConfigError(
-                f"{name} has {len(ids)} tokens, which fills the context window of "
-                f"{self.name!r} ({self.context_window} tokens): shorten the prompt or budget"
-            )
-        return ids
 
 
 def load(location: str, *, dtype: Any = "bfloat16", device: str = "cpu", **kwargs: Any) -> TransformersLM:
@@ -345,34 +283,3 @@ def eos_token_ids(model: Any, tokenizer: Any) -> frozenset[int]:
 
 def _default_name(location: str, gguf_file: Optional[str]) -> str:
     return gguf_file or os.path.basename(os.path.normpath(location)) or location
-
-
-def _check_params(params: Any) -> None:
-    if not isinstance(params, ProposalParams):
-        raise ConfigError(f"params={params!r} is not allowed: it must be a ProposalParams")
-    if not isinstance(params.delimiter, str) or not params.delimiter:
-        raise ConfigError(f"delimiter={params.delimiter!r} is not allowed: it must be a non-empty string")
-    if isinstance(params.max_new_tokens, bool) or not isinstance(params.max_new_tokens, int) or params.max_new_tokens < 1:
-        raise ConfigError(f"max_new_tokens={params.max_new_tokens!r} is not allowed: it must be an integer >= 1")
-    if not params.greedy and not params.temperature > 0:
-        raise ConfigError(f"temperature={params.temperature!r} is not allowed: it must be > 0 (or greedy=True)")
-    if not 0 < params.top_p <= 1:
-        raise ConfigError(f"top_p={params.top_p!r} is not allowed: it must be in (0, 1]")
-    if any(not isinstance(s, str) or not s for s in params.stop):
-        raise ConfigError(f"stop={params.stop!r} is not allowed: stop strings must be non-empty strings")
-
-
-def _check_messages(messages: Any, name: str, tokenizer: Any) -> list[dict[str, str]]:
-    """Chat messages as plain dicts; refuses anything else by name."""
-    if getattr(tokenizer, "chat_template", None) is None:
-        raise ConfigError(f"model {name!r} has no chat template: give the prompt as a plain string")
-    ok = isinstance(messages, Sequence) and all(
-        isinstance(m, Mapping) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)
-        for m in messages
-    )
-    if not ok or not messages:
-        raise ConfigError(
-            f"prompt={messages!r} is not allowed: give a string or a non-empty list of "
-            '{"role": str, "content": str} messages'
-        )
-    return [dict(m) for m in messages]
