@@ -62,14 +62,14 @@ def measure(lm, plan, traffic=None) -> dict:
 def remote(model: Path, plan, caching: bool) -> dict:
     from tests.vllm.test_vllm import free_port, start_server, stop, wait_healthy
 
-    from specs_engine.backends.openai.lm import OpenAICompatLM
+    from specs_engine.backends.openai.lm import OpenAILM
 
     port, log = free_port(), Path(tempfile.mkdtemp()) / "server.log"
     flag = "--enable-prefix-caching" if caching else "--no-enable-prefix-caching"
     proc = start_server(model, port, log, flag, "--max-model-len", "2048")
     try:
         wait_healthy(proc, port, log)
-        lm = OpenAICompatLM(f"http://127.0.0.1:{port}", role="target")
+        lm = OpenAILM(f"http://127.0.0.1:{port}", role="target")
         return measure(lm, plan, lm.server.traffic)
     finally:
         stop(proc)

@@ -20,6 +20,7 @@ from specs_engine.errors import ConfigError
 from specs_engine.methods import MODEL_ROLES, get_method
 from specs_engine.models import LanguageModel, Prompt, ProposalParams, RewardModel
 from specs_engine.result import Event, FinalEvent, SearchResult
+from specs_engine.search.clock import RunClock
 from specs_engine.search.run import Clock, Roles, SearchRun, question_of
 
 RewardLike = Union[RewardModel, Callable[[str, Sequence[str]], float]]
@@ -139,11 +140,12 @@ class SpecsEngine:
         count against the budget like the search itself. `entered` is the clock's value
         when the call entered (stream() passes its own: its search runs in a thread)."""
         entered = self.clock() if entered is None else entered
-        budget = _as_settings(Budget, budget, "budget")  # checked once, here: it sets the deadline
-        call = CallContext(_deadline(budget, self.clock() - entered), load_s=call_context.take_load())
+        budget = _as_settings(Budget, budget, "budget")  # checked once, here
+        timer = RunClock(self.clock, entered, budget.latency_s)  # the call's one deadline
+        call = CallContext(timer.monotonic_deadline(), load_s=call_context.take_load())
         with call_context.opened(call):
             run = self._prepare(prompt, method, config, budget, model, stop, on_event, cancel,
-                                entered=entered, call=call)
+                                timer=timer, call=call)
             get_method(method).run(run, model)
             return run.finish(method)
 
@@ -239,7 +241,7 @@ class SpecsEngine:
     def _prepare(self, prompt: Prompt, method: str, config: ConfigLike, budget: Budget,
                  model: str, stop: Optional[Sequence[str]],
                  on_event: Optional[Callable[[Event], None]],
-                 cancel: Optional[threading.Event], *, entered: Optional[float] = None,
+                 cancel: Optional[threading.Event], *, timer: RunClock,
                  call: Optional[CallContext] = None) -> SearchRun:
         _check_prompt(prompt)
         config = _as_settings(SpecsConfig, config, "config")
@@ -250,9 +252,9 @@ class SpecsEngine:
         return SearchRun(
             Roles(self.draft, self.target, self.reward, self._executor),
             prompt_ids, question_of(prompt), config, budget,
-            pass_ids=pass_ids, stop=stop, clock=self.clock, on_event=on_event,
+            pass_ids=pass_ids, stop=stop, timer=timer, on_event=on_event,
             slots=config.n if get_method(method).answer_per_candidate else None,
-            cancel=cancel, start=entered, call=call,
+            cancel=cancel, call=call,
         )
 
     def _roles_for(self, method: str, model: str) -> list[str]:
@@ -290,13 +292,6 @@ class SpecsEngine:
                 f"{self.target.name!r} tokenize differently; use token_passing='auto' or 'text'"
             )
         return same and config.token_passing != "text"
-
-
-def _deadline(budget: Budget, spent_s: float) -> Optional[float]:
-    """The call's deadline on time.monotonic(), which the backends compare against."""
-    if budget.latency_s is None:
-        return None
-    return time.monotonic() + budget.latency_s - spent_s
 
 
 def _as_reward_model(reward: Optional[RewardLike]) -> Optional[RewardModel]:

@@ -189,9 +189,14 @@ class SpecsFields(BaseModel):
 
     def with_settings(self, **settings: Any):
         """A copy with other settings that shares this one's engine (nothing reloads)."""
+        return self._with_checked_settings(validate_overrides(settings))
+
+    def _with_checked_settings(self, settings: Mapping[str, Any]):
+        """with_settings for settings validate_overrides has already checked (a call's
+        configurable and kwargs), so each value is checked once."""
         if not settings:
             return self
-        copy = self.model_copy(update=validate_overrides(settings))
+        copy = self.model_copy(update=dict(settings))
         plan_call(copy.settings())  # settings that only fail together (n and beam_width)
         return copy
 

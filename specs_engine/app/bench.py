@@ -25,6 +25,7 @@ from typing import Any, Iterable, Iterator, Optional
 from specs_engine.config import Budget, SpecsConfig
 from specs_engine.engine import SpecsEngine
 from specs_engine.errors import ConfigError
+from specs_engine.app.latency_stats import paired_ratio, paired_walls
 from specs_engine.methods import METHODS, MODEL_ROLES, REGISTRY
 
 ROWS = "results.jsonl"
@@ -220,7 +221,9 @@ def run_one(engine: SpecsEngine, problem, arm: Arm, config: SpecsConfig, budget:
 
 def summarise(rows: Iterable[dict], reference: str = "beam_search:target") -> list[dict]:
     """Per arm: accuracy with a 95% Wilson interval, mean and p90 latency, latency
-    relative to the reference arm, and the share of steps the draft wrote."""
+    relative to the reference arm (ratio of means, and paired over the problems both ran,
+    with a bootstrap interval), and the share of steps the draft wrote."""
+    rows = list(rows)
     by_arm: dict[str, list[dict]] = {}
     for row in rows:
         by_arm.setdefault(row["arm"], []).append(row)
@@ -236,10 +239,23 @@ def summarise(rows: Iterable[dict], reference: str = "beam_search:target") -> li
             "ci_low": low, "ci_high": high, "mean_s": mean,
             "p90_s": walls[min(len(walls) - 1, math.ceil(0.9 * len(walls)) - 1)],
             "latency_vs_ref": mean / ref_latency if ref_latency else None,
+            **_paired(rows, arm, reference),
             "draft_share": statistics.mean(r["draft_share"] for r in arm_rows),
             **_time_split(arm_rows),
         })
     return table
+
+
+def _paired(rows: list[dict], arm: str, reference: str) -> dict:
+    """The arm's latency against the reference's on the same problems (None for the
+    reference itself, or with no shared problem)."""
+    ratio = None if arm == reference else paired_ratio(paired_walls(rows, arm, reference))
+    if ratio is None:
+        return {"paired_ratio": None, "paired_ci_low": None, "paired_ci_high": None,
+                "paired_median": None, "paired_faster_on": None}
+    return {"paired_ratio": ratio.ratio, "paired_ci_low": ratio.ci_low,
+            "paired_ci_high": ratio.ci_high, "paired_median": ratio.median_ratio,
+            "paired_faster_on": ratio.faster_on}
 
 
 def _time_split(rows: list[dict]) -> dict:
@@ -266,16 +282,22 @@ def wilson(successes: int, total: int, z: float = 1.96) -> tuple[float, float]:
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def markdown(table: list[dict]) -> str:
-    lines = [
-        "| method | problems | accuracy (95% CI) | mean s | p90 s | latency vs BS(target) | draft steps |",
-        "|---|---|---|---|---|---|---|",
+def markdown(table: list[dict], budget: Optional[dict] = None) -> str:
+    """The summary as Markdown tables; `budget` (the folder's settings) heads them, since
+    a latency only means something next to the deadline it ran under."""
+    lines = [f"Budget per problem: {_budget_text(budget)}", ""] if budget is not None else []
+    lines += [
+        "| method | problems | accuracy (95% CI) | mean s | p90 s | latency vs BS(target) "
+        "| paired vs BS(target) (95% CI) | draft steps |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in table:
         relative = f"{r['latency_vs_ref']:.2f}x" if r["latency_vs_ref"] else "-"
+        paired = (f"{r['paired_ratio']:.2f}x ({r['paired_ci_low']:.2f}-{r['paired_ci_high']:.2f})"
+                  if r.get("paired_ratio") is not None else "-")
         lines.append(
             f"| {r['arm']} | {r['problems']} | {r['accuracy']:.1%} ({r['ci_low']:.0%}-{r['ci_high']:.0%}) "
-            f"| {r['mean_s']:.1f} | {r['p90_s']:.1f} | {relative} | {r['draft_share']:.0%} |"
+            f"| {r['mean_s']:.1f} | {r['p90_s']:.1f} | {relative} | {paired} | {r['draft_share']:.0%} |"
         )
     lines += [
         "",
@@ -290,6 +312,12 @@ def markdown(table: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _budget_text(budget: dict) -> str:
+    latency = budget.get("latency_s")
+    return (f"{'no deadline' if latency is None else f'{latency:g} s'}, "
+            f"at most {budget.get('max_steps')} steps and {budget.get('max_new_tokens')} new tokens")
+
+
 def write_summary(out: Path) -> list[dict]:
     """summary.json, summary.md and (with matplotlib) the accuracy-latency plot."""
     path = out / ROWS
@@ -297,9 +325,15 @@ def write_summary(out: Path) -> list[dict]:
         raise ConfigError(f"no rows at {path}: run `specs bench` first")
     table = summarise(read_rows(path))
     (out / SUMMARY).write_text(json.dumps(table, indent=2), encoding="utf-8")
-    (out / TABLE).write_text(markdown(table), encoding="utf-8")
+    (out / TABLE).write_text(markdown(table, folder_budget(out)), encoding="utf-8")
     plot(table, out / PLOT)
     return table
+
+
+def folder_budget(out: Path) -> Optional[dict]:
+    """The budget a folder's rows ran under, from its settings.json (None if it has none)."""
+    path = out / SETTINGS
+    return json.loads(path.read_text(encoding="utf-8")).get("budget") if path.exists() else None
 
 
 def plot(table: list[dict], path: Path) -> None:

@@ -156,7 +156,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         with tqdm(total=len(problems) * len(arms), desc="bench", unit="run") as progress:
             bench.run_rows(engine, problems, arms, config, budget, args.out, progress)
         table = bench.write_summary(args.out)
-    print(bench.markdown(table))
+    print(bench.markdown(table, bench.folder_budget(args.out)))
     print(f"rows, summary and plot in {args.out}/")
     return 0
 

@@ -8,6 +8,7 @@ cheaply before a round would overrun the deadline instead of after.
 from __future__ import annotations
 
 import math
+import time
 from contextlib import contextmanager
 from typing import Callable, Iterator, Optional
 
@@ -23,6 +24,11 @@ class RunClock:
         """When the call entered the engine: its budget covers encoding and queueing too."""
         self.deadline = self.start + latency_s if latency_s else None
         self._cost: dict[str, float] = {}
+
+    def monotonic_deadline(self) -> Optional[float]:
+        """The same deadline on time.monotonic(), which the backends compare against (the
+        engine's clock may be another one, e.g. a test's); None: no time limit."""
+        return None if self.deadline is None else time.monotonic() + self.time_left()
 
     def elapsed(self) -> float:
         return self.now() - self.start

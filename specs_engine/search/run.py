@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import random
 import threading
-import time
 from dataclasses import replace
 from typing import Callable, ContextManager, Optional, Sequence
 
@@ -52,20 +51,22 @@ class SearchRun:
         budget: Budget,
         *,
         pass_ids: bool,
+        timer: RunClock,
         stop: Sequence[str] = (),
-        clock: Clock = time.monotonic,
         on_event: Optional[Callable[[Event], None]] = None,
         slots: Optional[int] = None,
         cancel: Optional[threading.Event] = None,
-        start: Optional[float] = None,
         call: Optional[CallContext] = None,
     ):
+        """timer: the call's clock and its one deadline, made by the engine at entry from
+        the budget's latency_s; the run reads the rest of the budget (max_steps,
+        max_new_tokens) itself."""
         self.roles, self.prompt_ids, self.question = roles, prompt_ids, question
         self.config, self.budget, self.pass_ids = config, budget, pass_ids
-        self.stop, self.clock, self.on_event = tuple(stop), clock, on_event
+        self.timer = timer
+        self.stop, self.clock, self.on_event = tuple(stop), self.timer.now, on_event
         self.cancel = cancel or threading.Event()
         self.call = call or CallContext()
-        self.timer = RunClock(clock, start, budget.latency_s)
         self.rng = random.Random(config.seed)
         self.slots = slots or config.num_beams
         self.root = Beam()

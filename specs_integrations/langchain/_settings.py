@@ -127,7 +127,7 @@ class SpecsLangChainBase(SpecsFields):
         ours = {k: v for k, v in kwargs.items() if k in ACCEPTED}
         settings = {**configured_settings(config), **validate_overrides(ours)}
         rest = {k: v for k, v in kwargs.items() if k not in ACCEPTED}
-        return self.with_settings(**settings), rest
+        return self._with_checked_settings(settings), rest
 
     # ---- identity: the cache key and tracing ----------------------------------------
 

@@ -11,11 +11,11 @@ import pytest
 
 from tests.helpers.fake_http import serving
 from tests.helpers.scripted import FakeClock, ScriptedLM
-from tests.integration.test_remote_reward import FakeRewardServer
+from tests.integration.test_openai_reward import FakeRewardServer
 
 from specs_engine import SpecsEngine
-from specs_engine.backends.openai.lm import OpenAICompatLM
-from specs_engine.backends.openai.reward import RemoteSequenceClassifierReward
+from specs_engine.backends.openai.lm import OpenAILM
+from specs_engine.backends.openai.reward import OpenAISequenceClassifierReward
 from specs_engine.call_context import CallContext, opened
 from specs_engine.config import Budget, SpecsConfig
 from specs_engine.errors import DeadlineExceededError, ServerUnavailableError
@@ -100,7 +100,7 @@ def url(httpd) -> str:
 
 def test_a_hung_tokenize_ends_the_call_at_its_deadline():
     with serving(HangingServer) as httpd:
-        target = OpenAICompatLM(url(httpd), role="target", timeout_s=5.0, tokenizer_fingerprint="x")
+        target = OpenAILM(url(httpd), role="target", timeout_s=5.0, tokenizer_fingerprint="x")
         httpd.hang = {"/tokenize"}
         started = time.monotonic()
         with pytest.raises(DeadlineExceededError, match="/tokenize"):
@@ -110,7 +110,7 @@ def test_a_hung_tokenize_ends_the_call_at_its_deadline():
 
 def test_a_hung_remote_reward_gives_a_flagged_result_at_the_deadline():
     with serving(HangingServer) as httpd:
-        reward = RemoteSequenceClassifierReward(url(httpd), timeout_s=5.0)
+        reward = OpenAISequenceClassifierReward(url(httpd), timeout_s=5.0)
         httpd.hang = {"/classify"}
         clock = FakeClock()
         engine = SpecsEngine(target=lm("t", clock, propose_cost=0.0), reward=reward)
@@ -126,7 +126,7 @@ def test_a_hung_models_listing_at_construction_is_not_a_deadline(monkeypatch):
     with serving(HangingServer) as httpd:
         httpd.hang = {"/v1/models"}
         with pytest.raises(ServerUnavailableError, match="/v1/models"):  # no call, no deadline
-            OpenAICompatLM(url(httpd), role="target", connect_timeout_s=0.2)
+            OpenAILM(url(httpd), role="target", connect_timeout_s=0.2)
 
 
 def test_a_call_that_loads_the_models_reports_the_load_apart(tiny_draft_dir, tiny_target_dir,

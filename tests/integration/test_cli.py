@@ -63,7 +63,7 @@ def test_bench_writes_rows_summary_and_plot_and_resumes(model_args, tmp_path, mo
     assert {r["arm"] for r in rows} == {"specs", "greedy:draft"}
     summary = json.loads((out / bench.SUMMARY).read_text())
     assert {s["arm"] for s in summary} == {"specs", "greedy:draft"}
-    assert (out / bench.TABLE).read_text().startswith("| method |")
+    assert (out / bench.TABLE).read_text().startswith("Budget per problem: ")
     assert (out / bench.PLOT).read_bytes()[:4] == b"\x89PNG"
 
 
@@ -105,11 +105,11 @@ def test_summary_statistics():
     low, high = bench.wilson(5, 10)
     assert low == pytest.approx(0.2366, abs=1e-3) and high == pytest.approx(0.7634, abs=1e-3)
     rows = [
-        {"arm": "beam_search:target", "wall_s": 10.0, "correct": True, "draft_share": 0.0},
-        {"arm": "beam_search:target", "wall_s": 20.0, "correct": False, "draft_share": 0.0},
-        {"arm": "specs", "wall_s": 9.0, "correct": True, "draft_share": 0.5, "draft_s": 4.0,
+        {"arm": "beam_search:target", "problem": "p1", "wall_s": 10.0, "correct": True, "draft_share": 0.0},
+        {"arm": "beam_search:target", "problem": "p2", "wall_s": 20.0, "correct": False, "draft_share": 0.0},
+        {"arm": "specs", "problem": "p1", "wall_s": 9.0, "correct": True, "draft_share": 0.5, "draft_s": 4.0,
          "draft_rounds": 3, "draft_rounds_rejected": 1, "steps": [["target"], ["draft"]]},
-        {"arm": "specs", "wall_s": 6.0, "correct": True, "draft_share": 1.0, "draft_s": 2.0,
+        {"arm": "specs", "problem": "p2", "wall_s": 6.0, "correct": True, "draft_share": 1.0, "draft_s": 2.0,
          "draft_rounds": 2, "draft_rounds_rejected": 0, "steps": [["draft"]] * 4},
     ]
     table = {r["arm"]: r for r in bench.summarise(rows)}

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from tests.helpers.fake_http import serving
-from tests.unit.test_openai_compat import FakeVllm
+from tests.unit.test_openai_backend import FakeVllm
 
 
 def _classes():

@@ -114,16 +114,20 @@ def test_saved_head_follows_the_value_head_contract(tmp_path):
     assert meta["weights_sha256"] == hashlib.sha256((tmp_path / "value_head.safetensors").read_bytes()).hexdigest()
 
 
-def test_shipped_head_matches_the_draft_width():
+@pytest.mark.parametrize("name, base, width, held_out", [
+    ("specs-prm", "qwen2.5-coder-0.5b", 896, 0.70),          # the draft's head: README 0.71
+    ("specs-prm-target", "qwen2.5-coder-1.5b", 1536, 0.90),  # the target's head: README 0.90
+])
+def test_shipped_heads_match_their_base_and_claim(name, base, width, held_out):
     from specs_engine import sources
 
-    assets = sources.resolve("specs-prm").path
+    assets = sources.resolve(name).path
     meta = json.loads((assets / "specs_reward.json").read_text())
     tensors = load_file(assets / "value_head.safetensors")
-    assert meta["base_model"] == "qwen2.5-coder-0.5b"
-    assert tensors["weight"].shape == (1, 896) and torch.isfinite(tensors["weight"]).all()
-    # the README's claim (0.71 held out; scripts/check_readme_figures.py ties the two), not
-    # merely "better than chance"; tests/slow/test_reward_head.py recomputes it
-    assert meta["held_out"]["all"] >= 0.70 and meta["held_out"]["n"] == 232
+    assert meta["base_model"] == base
+    assert tensors["weight"].shape == (1, width) and torch.isfinite(tensors["weight"]).all()
+    # the README's claim (scripts/check_readme_figures.py ties the two), not merely "better
+    # than chance"; tests/slow/test_reward_head.py recomputes the draft head's
+    assert meta["held_out"]["all"] >= held_out and meta["held_out"]["n"] == 232
     # and the metadata describes these weights, not an earlier or later head
     assert hashlib.sha256((assets / "value_head.safetensors").read_bytes()).hexdigest() == meta["weights_sha256"]

@@ -9,9 +9,9 @@ import pytest
 
 from tests.helpers.fake_http import serving
 from tests.helpers.fakes import fake_engine
-from tests.unit.test_openai_compat import FakeVllm
+from tests.unit.test_openai_backend import FakeVllm
 
-from specs_engine.backends.openai.lm import OpenAICompatLM
+from specs_engine.backends.openai.lm import OpenAILM
 from specs_engine.config import SpecsConfig
 from specs_engine.errors import ConfigError, ServerResponseError
 
@@ -33,7 +33,7 @@ class InfiniteLogprobs(FakeVllm):
 
 def test_a_positive_infinite_log_prob_from_a_server_is_refused():
     with serving(InfiniteLogprobs) as httpd:
-        lm = OpenAICompatLM(f"http://127.0.0.1:{httpd.server_address[1]}", role="target",
+        lm = OpenAILM(f"http://127.0.0.1:{httpd.server_address[1]}", role="target",
                             tokenizer_fingerprint="x")
         with pytest.raises(ServerResponseError, match="log-prob inf"):
             lm.score([[1, 2]], [[3, 4]])

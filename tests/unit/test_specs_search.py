@@ -11,6 +11,7 @@ import pytest
 
 from tests.helpers.scripted import FakeClock, OtherTokenizerLM, ScriptedLM, ScriptedReward
 from specs_engine import Budget, ModelCallError, RewardError, SpecsConfig, SpecsEngine
+from specs_engine.search.clock import RunClock
 from specs_engine.search.specs import run_specs
 from specs_engine.verification import log_ratio, sample_children, soft_score, survivors
 
@@ -118,12 +119,18 @@ def test_selection_temperature_sharpens_the_choice():
     assert picks[1] == 500
 
 
+def prepared(engine: SpecsEngine, method: str, config: SpecsConfig, budget: Budget):
+    """The run a call would start with, for a test that drives a strategy by hand."""
+    timer = RunClock(engine.clock, None, budget.latency_s)
+    return engine._prepare("q", method, config, budget, "target", None, None, None, timer=timer)
+
+
 def test_beams_keep_different_histories():
     target_menu = lambda i: ["a\n\n", "b\n\n", "c\n\n", "d\n\n"]  # noqa: E731
     rewards = {"a\n\n": 0.9, "b\n\n": 0.8, "c\n\n": 0.2, "d\n\n": 0.1}
     engine, _, _, _ = engine_with(target_menu, target_menu, rewards)
     config = SpecsConfig(n=4, beam_width=2, seed=0, accept_threshold=-math.inf)
-    run = engine._prepare("q", "specs", config, Budget(max_steps=2), "target", None, None, None)
+    run = prepared(engine, "specs", config, Budget(max_steps=2))
     beams = run_specs(run)
     assert len(beams) == 2
     assert beams[0].texts()[0] != beams[1].texts()[0] or beams[0].texts() != beams[1].texts()
@@ -172,8 +179,7 @@ def test_deadline_is_met_on_a_fake_clock_and_the_end_is_drafted():
 def test_a_beam_near_max_new_tokens_does_not_cut_the_others_steps():
     menu = lambda i: ["aaaaaaaaaa\n\n", "b\n\n"] if i == 0 else ["cccccc\n\n"]  # noqa: E731
     engine, _, target, _ = engine_with(menu, menu, {})
-    run = engine._prepare("q", "beam_search", SpecsConfig(n=2, beam_width=1), Budget(max_new_tokens=16),
-                          "target", None, None, None)
+    run = prepared(engine, "beam_search", SpecsConfig(n=2, beam_width=1), Budget(max_new_tokens=16))
     beams = [run.accept(p, 0.5) for p in run.propose("target", [run.root], 2)]
     long_beam, short_beam = run.propose("target", beams, 1)
     assert long_beam.candidate.text == "cccc" and long_beam.candidate.finish_reason == "length"
@@ -338,7 +344,7 @@ class SlowScoringLM(ScriptedLM):
 def test_a_failed_reward_call_waits_for_the_concurrent_target_scoring():
     target = SlowScoringLM("target", lambda i: ["t\n\n"])
     engine = SpecsEngine(ScriptedLM("draft", lambda i: ["d\n\n"]), target, NanReward())
-    run = engine._prepare("q", "specs", SpecsConfig(), Budget(max_steps=3), "target", None, None, None)
+    run = prepared(engine, "specs", SpecsConfig(), Budget(max_steps=3))
     with pytest.raises(RewardError):
         run.verify(run.propose("draft", run.beams, 2))
     assert getattr(target, "scored_at", None) is not None  # its stats were written before the error
@@ -360,6 +366,6 @@ def test_target_scoring_overlaps_reward_scoring():
 
     engine = SpecsEngine(ScriptedLM("draft", lambda i: ["d\n\n"]),
                          WaitingTarget("target", lambda i: ["t\n\n"]), SignallingReward(0.9))
-    run = engine._prepare("q", "specs", SpecsConfig(), Budget(max_steps=3), "target", None, None, None)
+    run = prepared(engine, "specs", SpecsConfig(), Budget(max_steps=3))
     ratios, rewards = run.verify(run.propose("draft", run.beams, 2))
     assert len(ratios) == len(rewards) == 2

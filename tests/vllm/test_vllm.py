@@ -25,7 +25,7 @@ import pytest
 
 pytestmark = pytest.mark.vllm  # deselected by default; vllm itself lives in .venv-vllm
 
-from specs_engine.backends.openai.lm import OpenAICompatLM
+from specs_engine.backends.openai.lm import OpenAILM
 from specs_engine.backends.hf.lm import TransformersLM
 from specs_engine.backends.vllm.lm import VllmLM
 from specs_engine.config import Budget, SpecsConfig
@@ -33,7 +33,7 @@ from specs_engine.engine import SpecsEngine
 from specs_engine.errors import ServerUnavailableError
 from specs_engine.models import ProposalParams
 from specs_engine.rewards import load_reward_model
-from specs_engine.backends.openai.reward import RemoteSequenceClassifierReward, RemoteStepTokenPRM
+from specs_engine.backends.openai.reward import OpenAISequenceClassifierReward, OpenAIStepTokenPRM
 
 ATOL = 2e-3
 REWARD_ATOL = 1e-4
@@ -164,8 +164,8 @@ def inproc(model_dirs) -> dict[str, VllmLM]:
 
 
 @pytest.fixture(scope="module")
-def remote(servers) -> dict[str, OpenAICompatLM]:
-    lms = {r: OpenAICompatLM(servers[r]["url"], role=r, timeout_s=30) for r in LM_ROLES}
+def openai_roles(servers) -> dict[str, OpenAILM]:
+    lms = {r: OpenAILM(servers[r]["url"], role=r, timeout_s=30) for r in LM_ROLES}
     rewards = {k: load_reward_model(servers[k]["url"], backend="openai", kind=k, timeout_s=30)
                for k in REWARD_KINDS}
     return {**lms, **rewards, "reward": rewards["step_token"]}
@@ -178,20 +178,20 @@ def hf_rewards(model_dirs) -> dict:
     return {**rewards, "reward": rewards["step_token"]}
 
 
-def test_all_backends_share_token_ids(hf, inproc, remote):
+def test_all_backends_share_token_ids(hf, inproc, openai_roles):
     prompt = [{"role": "user", "content": QUESTION}]
     ids = hf["target"].encode_prompt(prompt)
     assert inproc["target"].encode_prompt(prompt) == ids
-    assert remote["target"].encode_prompt(prompt) == ids
+    assert openai_roles["target"].encode_prompt(prompt) == ids
     assert inproc["draft"].tokenizer_fingerprint == hf["target"].tokenizer_fingerprint
-    assert remote["draft"].tokenizer_fingerprint == remote["target"].tokenizer_fingerprint
+    assert openai_roles["draft"].tokenizer_fingerprint == openai_roles["target"].tokenizer_fingerprint
 
 
-def test_target_scores_match_transformers(hf, inproc, remote):
+def test_target_scores_match_transformers(hf, inproc, openai_roles):
     prefix = hf["target"].encode_prompt(QUESTION)
     conts = [hf["target"].encode(t) for t in ("Ann starts with 3 apples.\n\n", "Then 3 + 4 = 7.")]
     expected = hf["target"].score([prefix] * 2, conts)
-    for lm in (inproc["target"], remote["target"]):
+    for lm in (inproc["target"], openai_roles["target"]):
         got = lm.score([prefix] * 2, conts)
         assert [len(g) for g in got] == [len(c) for c in conts]
         for g, e in zip(got, expected):
@@ -255,14 +255,14 @@ def test_inprocess_rescoring_is_served_from_the_prefix_cache(hf, inproc):
         assert g == pytest.approx(e, abs=ATOL)  # and the continuation's scores are unchanged
 
 
-def test_http_scoring_does_not_read_the_prefix_cache(hf, servers, remote):
+def test_http_scoring_does_not_read_the_prefix_cache(hf, servers, openai_roles):
     """What the README says of vLLM 0.32 over HTTP: prompt log-prob requests skip the
     prefix cache, so each verification re-processes the whole prefix."""
     url, prefix = servers["target"]["url"], long_prefix(hf)
     conts = [hf["target"].encode(t) for t in ("Ann starts with 3 apples.\n\n", "Then 3 + 4 = 7.")]
-    remote["target"].score([prefix] * 2, conts)
+    openai_roles["target"].score([prefix] * 2, conts)
     before = prefix_cache_hits_remote(url)
-    remote["target"].score([prefix] * 2, conts)
+    openai_roles["target"].score([prefix] * 2, conts)
     assert prefix_cache_hits_remote(url) == before
 
 
@@ -279,8 +279,8 @@ def tempered_logprobs(lm: TransformersLM, prefix, cont, temperature: float) -> l
 
 
 @pytest.mark.parametrize("backend", ["vllm", "openai"])
-def test_proposal_logprobs_are_the_sampling_distributions(hf, inproc, remote, backend):
-    lm = {"vllm": inproc, "openai": remote}[backend]["draft"]
+def test_proposal_logprobs_are_the_sampling_distributions(hf, inproc, openai_roles, backend):
+    lm = {"vllm": inproc, "openai": openai_roles}[backend]["draft"]
     prefix = hf["draft"].encode_prompt(QUESTION)
     params = ProposalParams(delimiter="\n\n", max_new_tokens=10, temperature=0.7, seed=5)
     [cands] = lm.propose([prefix], 3, params)
@@ -292,19 +292,19 @@ def test_proposal_logprobs_are_the_sampling_distributions(hf, inproc, remote, ba
 
 
 @pytest.mark.parametrize("kind", REWARD_KINDS)
-def test_reward_scores_match_transformers(hf_rewards, inproc, remote, kind):
+def test_reward_scores_match_transformers(hf_rewards, inproc, openai_roles, kind):
     expected = hf_rewards[kind].score(QUESTION, SOLUTIONS)
-    for reward_model in (inproc[kind], remote[kind]):
+    for reward_model in (inproc[kind], openai_roles[kind]):
         got = reward_model.score(QUESTION, SOLUTIONS)
         assert got == pytest.approx(expected, abs=REWARD_ATOL)
         assert reward_model.score(QUESTION, SOLUTIONS[:1]) == pytest.approx(got[:1], abs=REWARD_ATOL)
-    assert isinstance(remote[kind], (RemoteStepTokenPRM, RemoteSequenceClassifierReward))
+    assert isinstance(openai_roles[kind], (OpenAIStepTokenPRM, OpenAISequenceClassifierReward))
 
 
 @pytest.mark.parametrize("backend", ["transformers", "vllm", "openai"])
-def test_specs_with_fixed_seed_completes(hf, hf_rewards, inproc, remote, backend):
+def test_specs_with_fixed_seed_completes(hf, hf_rewards, inproc, openai_roles, backend):
     """Draft, target and reward all on one backend (the reward a tiny PRM)."""
-    roles = {"transformers": {**hf, **hf_rewards}, "vllm": inproc, "openai": remote}[backend]
+    roles = {"transformers": {**hf, **hf_rewards}, "vllm": inproc, "openai": openai_roles}[backend]
     engine = SpecsEngine(draft=roles["draft"], target=roles["target"], reward=roles["reward"])
     result = engine.generate(QUESTION, config=CONFIG, budget=BUDGET)
     assert result.steps and result.text.startswith(result.steps[0].text)
@@ -314,9 +314,9 @@ def test_specs_with_fixed_seed_completes(hf, hf_rewards, inproc, remote, backend
         assert again.text == result.text
 
 
-def test_sigstopped_draft_server_answers_by_deadline(servers, remote):
-    draft, proc = remote["draft"], servers["draft"]["proc"]
-    prefix = remote["draft"].encode_prompt(QUESTION)
+def test_sigstopped_draft_server_answers_by_deadline(servers, openai_roles):
+    draft, proc = openai_roles["draft"], servers["draft"]["proc"]
+    prefix = openai_roles["draft"].encode_prompt(QUESTION)
     proc.send_signal(signal.SIGSTOP)
     start = time.monotonic()
     try:
@@ -329,8 +329,8 @@ def test_sigstopped_draft_server_answers_by_deadline(servers, remote):
     assert all(c.finish_reason == "deadline" for c in cands)
 
 
-def test_sigstopped_server_mid_search_still_returns_flagged(servers, remote):
-    engine = SpecsEngine(draft=remote["draft"], target=remote["target"], reward=reward)
+def test_sigstopped_server_mid_search_still_returns_flagged(servers, openai_roles):
+    engine = SpecsEngine(draft=openai_roles["draft"], target=openai_roles["target"], reward=reward)
     proc = servers["draft"]["proc"]
     threading.Timer(1.0, proc.send_signal, [signal.SIGSTOP]).start()
     start = time.monotonic()
@@ -344,11 +344,11 @@ def test_sigstopped_server_mid_search_still_returns_flagged(servers, remote):
     assert result.budget_exhausted and result.stop_reason == "latency"
 
 
-def test_stopped_server_fails_with_url_and_role(servers, remote):
+def test_stopped_server_fails_with_url_and_role(servers, openai_roles):
     """Last: stops the draft server for good."""
     url = servers["draft"]["url"]
     stop(servers["draft"]["proc"])
     with pytest.raises(ServerUnavailableError, match=rf"draft server {url[:-3]}"):
-        remote["draft"].propose([[1, 2]], 1, ProposalParams(delimiter="\n\n", max_new_tokens=4))
+        openai_roles["draft"].propose([[1, 2]], 1, ProposalParams(delimiter="\n\n", max_new_tokens=4))
     with pytest.raises(ServerUnavailableError, match=rf"draft server {url[:-3]}/v1/models"):
-        OpenAICompatLM(url, role="draft", retries=1)
+        OpenAILM(url, role="draft", retries=1)

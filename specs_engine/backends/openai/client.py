@@ -1,6 +1,6 @@
 """The HTTP client of one server of one role: URL, key, timeouts, bounded retries.
 
-Every request goes through one retry loop (`HttpServer._send`): connection failures only
+Every request goes through one retry loop (`OpenAIServer._send`): connection failures only
 are retried, each attempt's timeout is what is left of the call's deadline (capped by
 timeout_s), and every other failure becomes ServerUnavailableError, ServerResponseError or
 DeadlineExceededError naming role and URL. `served_model` is the health check every model
@@ -64,7 +64,7 @@ class TrafficStats:
     bytes_received: int = 0
 
 
-class HttpServer:
+class OpenAIServer:
     """One server of one role: URL, key, timeouts, bounded retries, traffic counters.
 
     The key lives only in the Authorization header; it never enters repr, messages or logs.
@@ -100,7 +100,7 @@ class HttpServer:
         self.traffic = TrafficStats()
 
     def __repr__(self) -> str:
-        return f"HttpServer(role={self.role!r}, base_url={self.base_url!r})"
+        return f"OpenAIServer(role={self.role!r}, base_url={self.base_url!r})"
 
     def where(self, path: str) -> str:
         """How messages name an endpoint: role and full URL."""
@@ -265,7 +265,7 @@ def _left(deadline: float | None) -> float:
     return 1e9 if deadline is None else max(0.0, deadline - time.monotonic())
 
 
-def served_model(server: HttpServer, model: str | None) -> tuple[str, int]:
+def served_model(server: OpenAIServer, model: str | None) -> tuple[str, int]:
     """The served model's name and context window, read from GET /v1/models: a server
     that is down or does not serve `model` fails at engine start, naming URL and role,
     rather than mid-search. Every model on a server (language or reward) checks this."""

@@ -1,6 +1,6 @@
-"""Remote roles over HTTP: each model behind its own vLLM OpenAI-compatible server.
+"""The openai backend's language models: each behind its own vLLM OpenAI-compatible server.
 
-`OpenAICompatLM` is a draft or target LanguageModel: proposals stream from
+`OpenAILM` is a draft or target LanguageModel: proposals stream from
 /v1/completions (token-id prompts, n, stop, seed, log-probs as token ids), target scores
 come from the same endpoint with prompt_logprobs=0 and max_tokens=1, and tokenisation is
 the server's own /tokenize, so the client needs no weights. `load(location, **kwargs)` is
@@ -18,7 +18,7 @@ import time
 from typing import Any, Sequence
 
 from specs_engine.backends.candidates import check_count, pair_up, prefix_seed, stop_strings
-from specs_engine.backends.openai.client import HttpServer, field, served_model
+from specs_engine.backends.openai.client import OpenAIServer, field, served_model
 from specs_engine.backends.openai.completions import Growing, grow, prompt_logprobs
 from specs_engine.backends.openai.loop import run_sync
 from specs_engine.call_context import current_deadline
@@ -35,12 +35,12 @@ FINGERPRINT_PROBE = (
 (special tokens included) are taken to share a tokenizer, so ids pass unchanged."""
 
 
-class OpenAICompatLM:
+class OpenAILM:
     """A draft or target model served by a vLLM OpenAI-compatible server.
 
     Example::
 
-        target = OpenAICompatLM("http://127.0.0.1:8001", role="target")
+        target = OpenAILM("http://127.0.0.1:8001", role="target")
         ids = target.encode_prompt("What is 2 + 3?")
         [[candidate]] = target.propose([ids], 1, ProposalParams(delimiter="\\n\\n",
                                                                 max_new_tokens=64))
@@ -63,7 +63,7 @@ class OpenAICompatLM:
         retries: int = 2,
         tokenizer_fingerprint: str | None = None,
     ):
-        self.server = HttpServer(
+        self.server = OpenAIServer(
             base_url, role, api_key=api_key, timeout_s=timeout_s,
             connect_timeout_s=connect_timeout_s, retries=retries,
         )
@@ -72,7 +72,7 @@ class OpenAICompatLM:
         self.tokenizer_fingerprint = tokenizer_fingerprint or self._probe_fingerprint()
 
     def __repr__(self) -> str:
-        return f"OpenAICompatLM(role={self.role!r}, model={self.name!r}, base_url={self.server.base_url!r})"
+        return f"OpenAILM(role={self.role!r}, model={self.name!r}, base_url={self.server.base_url!r})"
 
     def _probe_fingerprint(self) -> str:
         ids = self._tokenize({"prompt": FINGERPRINT_PROBE, "add_special_tokens": False})
@@ -190,8 +190,12 @@ def _proposal_payload(
     return payload
 
 
-def load(location: str, *, dtype: Any = None, device: Any = None, **kwargs: Any) -> OpenAICompatLM:
-    """backend="openai": `location` is the server's base URL; kwargs go to OpenAICompatLM
+def load(location: str, *, dtype: Any = None, device: Any = None, **kwargs: Any) -> OpenAILM:
+    """backend="openai": `location` is the server's base URL; kwargs go to OpenAILM
     (model, role, api_key, timeout_s, connect_timeout_s, retries, tokenizer_fingerprint).
     dtype and device are the server's business (its command line) and are ignored here."""
-    return OpenAICompatLM(location, **kwargs)
+    return OpenAILM(location, **kwargs)
+
+
+OpenAICompatLM = OpenAILM
+"""The name docs/deployment.md showed before the runtime had one name; kept importable."""

@@ -1,4 +1,4 @@
-"""The one background event loop every remote role submits its requests to.
+"""The one background event loop every openai-backend role submits its requests to.
 
 Why a background event loop: the LanguageModel protocol is synchronous, but a hung server
 must not hold a call past its deadline. Each request runs as a coroutine on one shared
@@ -19,7 +19,7 @@ _loop: asyncio.AbstractEventLoop | None = None
 
 
 def background_loop() -> asyncio.AbstractEventLoop:
-    """The one event loop (a daemon thread) every remote role submits its requests to."""
+    """The one event loop (a daemon thread) every openai-backend role submits its requests to."""
     global _loop
     with _loop_lock:
         if _loop is None or _loop.is_closed():
@@ -31,7 +31,7 @@ def background_loop() -> asyncio.AbstractEventLoop:
 def run_sync(make: Callable[[], Awaitable[T]]) -> T:
     """Run a coroutine on the background loop and wait for it (its own timeouts bound it)."""
     if _running_on(background_loop()):
-        raise RuntimeError("remote roles cannot be called from their own I/O thread")
+        raise RuntimeError("openai-backend roles cannot be called from their own I/O thread")
     return asyncio.run_coroutine_threadsafe(_call(make), background_loop()).result()
 
 

@@ -1,16 +1,16 @@
 """Reward models behind a vLLM server's pooling API (the reward role of backend="openai").
 
-    RemoteStepTokenPRM              POST /pooling, task "token_classify": a process reward
+    OpenAIStepTokenPRM              POST /pooling, task "token_classify": a process reward
                                     model (Qwen2ForProcessRewardModel, or a 2-label
                                     *ForTokenClassification) read at the last step token
-    RemoteSequenceClassifierReward  POST /classify: a sequence classifier
+    OpenAISequenceClassifierReward  POST /classify: a sequence classifier
 
 Start the server with `--runner pooling` (docs/deployment.md). Both read the same layout
 as their in-process twins (StepTokenPRM, SequenceClassifierReward), so one model gives one
 score whichever side runs it: the PRM's chat messages come from rewards/prm_layout.py
 and are rendered by the server's own chat template (/tokenize); the classifier's text is
 format_solution's; the scores are read by rewards/score_rules.py. Plumbing (health check, timeouts, retries on connection errors only,
-the key kept out of every message) is client.py's HttpServer.
+the key kept out of every message) is client.py's OpenAIServer.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import asyncio
 from typing import Any, Sequence
 
 from specs_engine.call_context import current_deadline
-from specs_engine.backends.openai.client import HttpServer, field, served_model
+from specs_engine.backends.openai.client import OpenAIServer, field, served_model
 from specs_engine.backends.openai.loop import run_sync
 from specs_engine.errors import ConfigError, ServerResponseError
 from specs_engine.rewards.formatting import check_solutions, format_solution
@@ -29,12 +29,12 @@ from specs_engine.rewards.score_rules import classifier_reward, last_step_reward
 KINDS = ("step_token", "classifier")
 
 
-class _RemoteReward:
-    """What both remote rewards share: one "reward" server, checked at construction."""
+class _OpenAIReward:
+    """What both rewards on a server share: one "reward" server, checked at construction."""
 
     def __init__(self, base_url: str, model: str | None = None, *, api_key: str | None = None,
                  timeout_s: float = 60.0, connect_timeout_s: float = 5.0, retries: int = 2):
-        self.server = HttpServer(base_url, "reward", api_key=api_key, timeout_s=timeout_s,
+        self.server = OpenAIServer(base_url, "reward", api_key=api_key, timeout_s=timeout_s,
                                  connect_timeout_s=connect_timeout_s, retries=retries)
         self.name, self.context_window = served_model(self.server, model)
 
@@ -51,10 +51,10 @@ class _RemoteReward:
         run_sync(self.server.aclose)
 
 
-class RemoteStepTokenPRM(_RemoteReward):
+class OpenAIStepTokenPRM(_OpenAIReward):
     """A process reward model on a vLLM pooling server; reward = P(good) at the last step token.
 
-        >>> prm = RemoteStepTokenPRM("http://127.0.0.1:8002")
+        >>> prm = OpenAIStepTokenPRM("http://127.0.0.1:8002")
         >>> prm.score("What is 2 + 3?", [["2 + 3 = 5.", "The answer is \\\\boxed{5}."]])
 
     One /tokenize per solution (concurrently: the server's chat template decides the ids)
@@ -120,10 +120,10 @@ class RemoteStepTokenPRM(_RemoteReward):
         return await self.server.tokenize({"model": self.name, **request}, deadline)
 
 
-class RemoteSequenceClassifierReward(_RemoteReward):
+class OpenAISequenceClassifierReward(_OpenAIReward):
     """A sequence classifier on a vLLM pooling server, scored like SequenceClassifierReward.
 
-        >>> reward = RemoteSequenceClassifierReward("http://127.0.0.1:8002")
+        >>> reward = OpenAISequenceClassifierReward("http://127.0.0.1:8002")
         >>> reward.score("What is 2 + 3?", [["2 + 3 = 5."], ["2 + 3 = 6."]])
 
     One /classify for all solutions, asking for raw logits: one label gives the raw score
@@ -161,12 +161,17 @@ def _ordered_data(answer: Any, count: int, key: str, where: str) -> list[Any]:
 
 def load(base_url: str, *, kind: str = "step_token", dtype: Any = None, device: Any = None,
          trust_remote_code: bool = False, allow_pickle: bool = False,
-         **kwargs: Any) -> RemoteStepTokenPRM | RemoteSequenceClassifierReward:
+         **kwargs: Any) -> OpenAIStepTokenPRM | OpenAISequenceClassifierReward:
     """load_reward_model(url, backend="openai"): kind is "step_token" (a PRM, the default)
     or "classifier"; the server does not say which head it runs, so the caller does.
     kwargs go to the class (model, api_key, timeout_s, retries, ...); weights, dtype,
     device and remote code are the server's business (its command line)."""
     if kind not in KINDS:
         raise ConfigError(f"kind={kind!r} is not allowed: kind must be one of {', '.join(KINDS)}")
-    cls = RemoteStepTokenPRM if kind == "step_token" else RemoteSequenceClassifierReward
+    cls = OpenAIStepTokenPRM if kind == "step_token" else OpenAISequenceClassifierReward
     return cls(base_url, **kwargs)
+
+
+RemoteStepTokenPRM = OpenAIStepTokenPRM
+RemoteSequenceClassifierReward = OpenAISequenceClassifierReward
+"""The names docs/deployment.md showed before the runtime had one name; kept importable."""

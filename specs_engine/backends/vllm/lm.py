@@ -169,7 +169,7 @@ class VllmLM:
         deadline: float | None = None,
     ) -> list[list[float]]:
         """Per-token log p(continuation | prefix), every pair in one batch (deadline is
-        accepted for parity with the remote backend; one prefill is not interrupted)."""
+        accepted for parity with the openai backend; one prefill is not interrupted)."""
         pairs, todo = pair_up(prefixes, continuations)
         out: list[list[float]] = [[] for _ in pairs]
         results = self._prompt_logprobs([pairs[i] for i in todo], read_cache=True)

@@ -1,4 +1,4 @@
-"""OpenAICompatLM against a small fake vLLM server on 127.0.0.1: the wire format and the
+"""OpenAILM against a small fake vLLM server on 127.0.0.1: the wire format and the
 faults (server down, hung, malformed JSON, mismatched token counts, leaked key).
 
 The fake speaks just enough of vLLM's API (/v1/models, /tokenize, streamed and plain
@@ -19,7 +19,7 @@ import pytest
 from tests.helpers.fake_http import serving
 
 from specs_engine.backends.openai.client import API_KEY_ENV
-from specs_engine.backends.openai.lm import OpenAICompatLM, load
+from specs_engine.backends.openai.lm import OpenAILM, load
 from specs_engine.errors import (
     ConfigError,
     DeadlineExceededError,
@@ -143,7 +143,7 @@ def test_health_check_reads_model_and_context_window(server):
 
 
 def test_encode_uses_server_tokenizer_and_chat_messages(server):
-    lm = OpenAICompatLM(url(server))
+    lm = OpenAILM(url(server))
     assert lm.encode("hi") == [104, 105]
     assert lm.encode_prompt([{"role": "user", "content": "ok"}]) == [111, 107]
     body = server.requests[-1][2]
@@ -151,7 +151,7 @@ def test_encode_uses_server_tokenizer_and_chat_messages(server):
 
 
 def test_propose_streams_candidates_with_ids_logprobs_and_delimiter(server):
-    lm = OpenAICompatLM(url(server))
+    lm = OpenAILM(url(server))
     rounds = lm.propose([[1, 2], [3]], 2, PARAMS)
     assert [len(r) for r in rounds] == [2, 2]
     cand = rounds[1][0]
@@ -164,7 +164,7 @@ def test_propose_streams_candidates_with_ids_logprobs_and_delimiter(server):
 
 
 def test_caller_stop_string_is_cut_from_tokens_and_text(server):
-    lm = OpenAICompatLM(url(server))
+    lm = OpenAILM(url(server))
     server.mode = "user_stop"
     params = ProposalParams(delimiter="\n\n", max_new_tokens=8, stop=("b",))
     [[cand]] = lm.propose([[1]], 1, params)
@@ -173,7 +173,7 @@ def test_caller_stop_string_is_cut_from_tokens_and_text(server):
 
 
 def test_score_keeps_continuation_logprobs_in_one_request(server):
-    lm = OpenAICompatLM(url(server))
+    lm = OpenAILM(url(server))
     before = len(server.requests)
     assert lm.score([[1, 2], [5]], [[3, 4], []]) == [[-0.5, -0.5], []]
     assert len(server.requests) == before + 1
@@ -183,11 +183,11 @@ def test_score_keeps_continuation_logprobs_in_one_request(server):
 def test_server_down_names_url_and_role_at_construction():
     port = free_port()
     with pytest.raises(ServerUnavailableError, match=rf"target server http://127.0.0.1:{port}"):
-        OpenAICompatLM(f"http://127.0.0.1:{port}", role="target", retries=1)
+        OpenAILM(f"http://127.0.0.1:{port}", role="target", retries=1)
 
 
 def test_a_stream_retries_a_lost_connection_then_names_the_server(server):
-    lm = OpenAICompatLM(url(server), role="draft", retries=1)
+    lm = OpenAILM(url(server), role="draft", retries=1)
     lm.server.base_url = f"http://127.0.0.1:{free_port()}"  # the server went away
     sent = lm.server.traffic.requests
     with pytest.raises(ServerUnavailableError, match=r"draft server .*/v1/completions is unreachable"):
@@ -196,7 +196,7 @@ def test_a_stream_retries_a_lost_connection_then_names_the_server(server):
 
 
 def test_a_stream_refused_with_an_http_status_names_it(server):
-    lm = OpenAICompatLM(url(server), role="draft")
+    lm = OpenAILM(url(server), role="draft")
     server.mode = "unauthorized"
     with pytest.raises(ServerUnavailableError, match=r"draft server .*/v1/completions rejected the API key"):
         lm.propose([[1]], 1, PARAMS)
@@ -204,33 +204,33 @@ def test_a_stream_refused_with_an_http_status_names_it(server):
 
 def test_unknown_model_lists_served_ones(server):
     with pytest.raises(ConfigError, match=r"model='big' .*\['tiny'\]"):
-        OpenAICompatLM(url(server), "big")
+        OpenAILM(url(server), "big")
 
 
 @pytest.mark.parametrize("mode", ["short", "wrong_token"])
 def test_mismatched_prompt_logprobs_raise_naming_endpoint(server, mode):
-    lm = OpenAICompatLM(url(server), role="target")
+    lm = OpenAILM(url(server), role="target")
     server.mode = mode
     with pytest.raises(ServerResponseError, match=r"target server .*/v1/completions"):
         lm.score([[1, 2]], [[3, 4]])
 
 
 def test_mismatched_streamed_token_counts_raise(server):
-    lm = OpenAICompatLM(url(server), role="draft")
+    lm = OpenAILM(url(server), role="draft")
     server.mode = "mismatch"
     with pytest.raises(ServerResponseError, match=r"1 tokens with 0 log-probs"):
         lm.propose([[1]], 1, PARAMS)
 
 
 def test_malformed_json_raises_naming_endpoint(server):
-    lm = OpenAICompatLM(url(server), role="target")
+    lm = OpenAILM(url(server), role="target")
     server.mode = "malformed"
     with pytest.raises(ServerResponseError, match=r"/v1/completions returned malformed JSON"):
         lm.score([[1]], [[2]])
 
 
 def test_hung_server_returns_partial_candidates_by_the_deadline(server):
-    lm = OpenAICompatLM(url(server), role="draft")
+    lm = OpenAILM(url(server), role="draft")
     server.mode = "hang"
     start = time.monotonic()
     params = ProposalParams(delimiter="\n\n", max_new_tokens=8, deadline=start + 0.5)
@@ -240,7 +240,7 @@ def test_hung_server_returns_partial_candidates_by_the_deadline(server):
 
 
 def test_hung_server_score_raises_deadline_error_in_time(server):
-    lm = OpenAICompatLM(url(server), role="target")
+    lm = OpenAILM(url(server), role="target")
     server.mode = "hang"
     start = time.monotonic()
     with pytest.raises(DeadlineExceededError, match="target server .*before the call's deadline"):
@@ -249,7 +249,7 @@ def test_hung_server_score_raises_deadline_error_in_time(server):
 
 
 def test_hung_server_without_deadline_times_out(server):
-    lm = OpenAICompatLM(url(server), role="draft", timeout_s=0.5)
+    lm = OpenAILM(url(server), role="draft", timeout_s=0.5)
     server.mode = "hang"
     start = time.monotonic()
     with pytest.raises(ServerUnavailableError, match=r"gave no answer within 0.5 s"):
@@ -259,7 +259,7 @@ def test_hung_server_without_deadline_times_out(server):
 
 def test_api_key_sent_but_never_shown(server, monkeypatch):
     monkeypatch.setenv(API_KEY_ENV, "sk-secret-123")
-    lm = OpenAICompatLM(url(server), role="target")
+    lm = OpenAILM(url(server), role="target")
     assert server.requests[-1][3]["Authorization"] == "Bearer sk-secret-123"
     server.mode = "unauthorized"
     with pytest.raises(ServerUnavailableError) as err:
@@ -275,9 +275,17 @@ def test_api_key_sent_but_never_shown(server, monkeypatch):
 
 def test_bad_arguments_are_refused_by_name(server):
     with pytest.raises(ValueError, match="base_url='127.0.0.1:8000'"):
-        OpenAICompatLM("127.0.0.1:8000")
+        OpenAILM("127.0.0.1:8000")
     with pytest.raises(ValueError, match="retries=-1"):
-        OpenAICompatLM(url(server), retries=-1)
-    lm = OpenAICompatLM(url(server))
+        OpenAILM(url(server), retries=-1)
+    lm = OpenAILM(url(server))
     with pytest.raises(ConfigError, match="num_candidates=0"):
         lm.propose([[1]], 0, PARAMS)
+
+
+def test_the_names_docs_showed_before_still_import_as_the_same_classes():
+    from specs_engine.backends.openai import lm, reward
+
+    assert lm.OpenAICompatLM is OpenAILM
+    assert reward.RemoteStepTokenPRM is reward.OpenAIStepTokenPRM
+    assert reward.RemoteSequenceClassifierReward is reward.OpenAISequenceClassifierReward

@@ -2,7 +2,7 @@
 format (/tokenize, /pooling, /classify), the load_reward_model dispatch, and the faults
 (malformed JSON, wrong counts, a server that is down). Real servers: tests/vllm/test_vllm.py.
 
-The fake extends test_openai_compat's FakeVllm (tokens are characters, id = ord) with one
+The fake extends test_openai_backend's FakeVllm (tokens are characters, id = ord) with one
 special token, "<extra_0>" = id 0, and a PRM whose P(good) at a step token is
 (number of step tokens so far) / 10, and 0.9 at every other token: reading the wrong row
 shows up as a wrong reward.
@@ -19,12 +19,12 @@ from typing import Iterator
 import pytest
 
 from tests.helpers.fake_http import serving
-from tests.unit.test_openai_compat import FakeVllm, free_port, url
+from tests.unit.test_openai_backend import FakeVllm, free_port, url
 
 from specs_engine.errors import ConfigError, MissingExtraError, ServerResponseError, ServerUnavailableError
 from specs_engine.models import RewardModel
 from specs_engine.rewards import load_reward_model
-from specs_engine.backends.openai.reward import RemoteSequenceClassifierReward, RemoteStepTokenPRM
+from specs_engine.backends.openai.reward import OpenAISequenceClassifierReward, OpenAIStepTokenPRM
 from specs_engine.rewards.score_rules import last_step_reward
 
 STEP = "<extra_0>"
@@ -101,7 +101,7 @@ def posts(httpd: ThreadingHTTPServer, path: str) -> list[dict]:
 
 
 def test_prm_reads_the_last_step_token_of_each_solution(server):
-    prm = RemoteStepTokenPRM(url(server))
+    prm = OpenAIStepTokenPRM(url(server))
     assert isinstance(prm, RewardModel) and prm.name == "tiny" and prm.step_token_id == 0
     assert prm.score(QUESTION, SOLUTIONS) == pytest.approx([0.2, 0.1])
     [pooled] = posts(server, "/pooling")
@@ -110,7 +110,7 @@ def test_prm_reads_the_last_step_token_of_each_solution(server):
 
 
 def test_prm_layout_is_step_token_prms_chat_layout(server):
-    prm = RemoteStepTokenPRM(url(server))
+    prm = OpenAIStepTokenPRM(url(server))
     prm.score(QUESTION, [["  2 + 3 = 5. ", "So 5."]])
     messages = posts(server, "/tokenize")[-1]["messages"]
     assert [m["role"] for m in messages] == ["system", "user", "assistant"]
@@ -120,13 +120,13 @@ def test_prm_layout_is_step_token_prms_chat_layout(server):
 
 def test_prm_without_chat_template_sends_plain_text(server):
     server.mode = "no_template"
-    prm = RemoteStepTokenPRM(url(server))
+    prm = OpenAIStepTokenPRM(url(server))
     assert prm.score(QUESTION, [["a", "b"]]) == pytest.approx([0.2])
     assert posts(server, "/tokenize")[-1]["prompt"] == f"{QUESTION}\n\na{STEP}b{STEP}"
 
 
 def test_prm_accepts_servers_that_return_only_step_rows(server):
-    prm = RemoteStepTokenPRM(url(server))
+    prm = OpenAIStepTokenPRM(url(server))
     server.mode = "steps_only"
     assert prm.score(QUESTION, SOLUTIONS) == pytest.approx([0.2, 0.1])
 
@@ -138,7 +138,7 @@ def test_prm_accepts_servers_that_return_only_step_rows(server):
     ("malformed", r"returned malformed JSON"),
 ])
 def test_prm_bad_answers_raise_naming_the_endpoint(server, mode, message):
-    prm = RemoteStepTokenPRM(url(server))
+    prm = OpenAIStepTokenPRM(url(server))
     server.mode = mode
     with pytest.raises(ServerResponseError, match=rf"reward server http://127.0.0.1:\d+/pooling.*{message}"):
         prm.score(QUESTION, SOLUTIONS)
@@ -146,23 +146,23 @@ def test_prm_bad_answers_raise_naming_the_endpoint(server, mode, message):
 
 def test_unknown_step_token_is_refused_at_construction(server):
     with pytest.raises(ConfigError, match=r"step_token='<sep>' is not a token"):
-        RemoteStepTokenPRM(url(server), step_token="<sep>")
+        OpenAIStepTokenPRM(url(server), step_token="<sep>")
 
 
 def test_classifier_scores_like_the_in_process_adapter(server):
     texts = [f"{QUESTION}\n\n2 + 3 = 5.\n\nSo \\boxed{{5}}.", f"{QUESTION}\n\n2 + 3 = 6."]
     raw = [len(t) / 10 for t in texts]
-    assert RemoteSequenceClassifierReward(url(server)).score(QUESTION, SOLUTIONS) == pytest.approx(raw)
+    assert OpenAISequenceClassifierReward(url(server)).score(QUESTION, SOLUTIONS) == pytest.approx(raw)
     assert posts(server, "/classify")[-1] == {"model": "tiny", "input": texts, "use_activation": False}
     squashed = [1 / (1 + math.exp(-x)) for x in raw]
-    reward = RemoteSequenceClassifierReward(url(server), sigmoid=True)
+    reward = OpenAISequenceClassifierReward(url(server), sigmoid=True)
     assert reward.score(QUESTION, SOLUTIONS) == pytest.approx(squashed)
     server.mode = "two_labels"  # softmax([0, x])[1] == sigmoid(x)
-    assert RemoteSequenceClassifierReward(url(server)).score(QUESTION, SOLUTIONS) == pytest.approx(squashed)
+    assert OpenAISequenceClassifierReward(url(server)).score(QUESTION, SOLUTIONS) == pytest.approx(squashed)
 
 
 def test_classifier_refuses_non_finite_logits(server):
-    reward = RemoteSequenceClassifierReward(url(server))
+    reward = OpenAISequenceClassifierReward(url(server))
     server.mode = "nan"
     with pytest.raises(ServerResponseError, match=r"/classify returned nan, not a finite number"):
         reward.score(QUESTION, SOLUTIONS)
@@ -171,11 +171,11 @@ def test_classifier_refuses_non_finite_logits(server):
 def test_server_down_names_url_and_reward_role():
     port = free_port()
     with pytest.raises(ServerUnavailableError, match=rf"reward server http://127.0.0.1:{port}/v1/models"):
-        RemoteStepTokenPRM(f"http://127.0.0.1:{port}", retries=0)
+        OpenAIStepTokenPRM(f"http://127.0.0.1:{port}", retries=0)
 
 
 def test_server_stopped_after_start_fails_the_call_by_name(server):
-    prm = RemoteStepTokenPRM(url(server), retries=0)
+    prm = OpenAIStepTokenPRM(url(server), retries=0)
     server.shutdown()
     server.server_close()
     with pytest.raises(ServerUnavailableError, match=r"reward server http://127.0.0.1:\d+/tokenize"):
@@ -183,17 +183,17 @@ def test_server_stopped_after_start_fails_the_call_by_name(server):
 
 
 def test_api_key_is_sent_but_never_shown(server):
-    prm = RemoteStepTokenPRM(url(server), api_key="sk-reward-9")
+    prm = OpenAIStepTokenPRM(url(server), api_key="sk-reward-9")
     assert server.requests[-1][3]["Authorization"] == "Bearer sk-reward-9"
     assert "sk-reward" not in repr(prm)
 
 
 def test_load_reward_model_dispatches_on_backend_and_caches(server):
     prm = load_reward_model(url(server), backend="openai")
-    assert isinstance(prm, RemoteStepTokenPRM)
+    assert isinstance(prm, OpenAIStepTokenPRM)
     assert load_reward_model(url(server), backend="openai") is prm
     classifier = load_reward_model(url(server), backend="openai", kind="classifier")
-    assert isinstance(classifier, RemoteSequenceClassifierReward)
+    assert isinstance(classifier, OpenAISequenceClassifierReward)
     with pytest.raises(ConfigError, match=r"kind='value' is not allowed: kind must be one of step_token, classifier"):
         load_reward_model(url(server), backend="openai", kind="value")
     with pytest.raises(ConfigError, match=r"backend='tgi' is not allowed for the reward"):
@@ -205,7 +205,7 @@ def test_from_pretrained_puts_the_reward_on_the_same_backend(server):
 
     engine = SpecsEngine.from_pretrained(draft=url(server), target=url(server), reward=url(server),
                                          backend="openai")
-    assert isinstance(engine.reward, RemoteStepTokenPRM)
+    assert isinstance(engine.reward, OpenAIStepTokenPRM)
     assert engine.reward.server.base_url == engine.draft.server.base_url
 
 
