@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from specs_engine import sources
+from specs_engine import gguf_conversion, sources
 from specs_engine.errors import ConfigError, MissingExtraError, SpecsError
 from specs_engine.sources import ChecksumError, RegistryModel
 
@@ -276,7 +276,7 @@ def test_save_as_safetensors_drops_quantization_and_keeps_weights(tmp_path):
                          num_attention_heads=2, num_key_value_heads=1, tie_word_embeddings=False)
     model = Qwen2ForCausalLM(config).to(torch.bfloat16)
     model.config.quantization_config = {"quant_method": "gguf", "gguf_file": "x.gguf"}
-    sources.save_as_safetensors(model, tmp_path)
+    gguf_conversion.save_as_safetensors(model, tmp_path)
     saved = json.loads((tmp_path / "config.json").read_text())
     assert "quantization_config" not in saved
     assert (tmp_path / "model.safetensors").is_file()
