@@ -8,8 +8,8 @@ target that shares its tokenizer without being re-tokenised.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal, Mapping, Protocol, Sequence, Union, runtime_checkable
+from dataclasses import dataclass, field
+from typing import Any, Literal, Mapping, Optional, Protocol, Sequence, Union, runtime_checkable
 
 Prompt = Union[str, Sequence[Mapping[str, str]]]
 """A plain string, or chat messages ({"role": ..., "content": ...}) for a chat template."""
@@ -35,6 +35,9 @@ class ProposalParams:
     """Extra stop strings (e.g. a LangChain caller's `stop`); the candidate ends before them."""
     deadline: float | None = None
     """time.monotonic() value after which decoding stops and returns what it has."""
+    with_states: bool = False
+    """Also return each candidate's final hidden state at its last token (Candidate.state),
+    for a reward that reads the proposer's own forward (a StateScorer backend only)."""
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,9 @@ class Candidate:
     token_logprobs: tuple[float, ...]
     """Log-probs of the sampled tokens under the distribution they were sampled from."""
     finish_reason: FinishReason
+    state: Optional[Any] = field(default=None, compare=False, repr=False)
+    """float32 [hidden]: the model's final (post-norm) hidden state at the step's last
+    token, when ProposalParams.with_states asked for it; None otherwise."""
 
     @property
     def ends_solution(self) -> bool:
@@ -100,3 +106,20 @@ class RewardModel(Protocol):
         """Reward of the last step of each solution (a solution is its list of steps)."""
         ...
 
+
+
+@runtime_checkable
+class StateScorer(Protocol):
+    """A language model whose scoring forward also yields hidden states: what a probe on
+    the target's forward (rewards.target_probe) reads, so the reward costs no extra pass."""
+
+    def score_with_states(
+        self,
+        prefixes: Sequence[Sequence[int]],
+        continuations: Sequence[Sequence[int]],
+        *,
+        deadline: float | None = None,
+    ) -> tuple[list[list[float]], list[Any]]:
+        """score()'s per-token log-probs, plus for each pair the final (post-norm) hidden
+        state at the continuation's last token (float32 numpy [hidden]), from the same forward."""
+        ...
