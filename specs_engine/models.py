@@ -107,6 +107,18 @@ class RewardModel(Protocol):
         ...
 
 
+@runtime_checkable
+class StateReward(Protocol):
+    """A reward read off the target's hidden states (rewards.target_probe.TargetProbe):
+    where the search has the target's states (its scoring forward, or target proposals
+    made with_states) it asks rewards_of instead of score, and runs no reward model."""
+
+    name: str
+
+    def rewards_of(self, states: Sequence[Any]) -> list[float]:
+        """The reward of each step from the target's final hidden state at its last token."""
+        ...
+
 
 @runtime_checkable
 class StateScorer(Protocol):

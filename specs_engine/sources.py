@@ -126,6 +126,8 @@ ASSETS: dict[str, AssetModel] = {
     "specs-prm": AssetModel("specs-prm", ASSETS_DIR),
     # The same recipe on the TARGET's hidden states (1.5B): held-out AUROC 0.90 vs 0.71.
     "specs-prm-target": AssetModel("specs-prm-target", ASSETS_DIR / "specs-prm-target"),
+    # A linear probe on the target's own forward (rewards/target_probe.py): no extra pass.
+    "specs-probe-target": AssetModel("specs-probe-target", ASSETS_DIR / "specs-probe-target"),
 }
 
 PRESETS: dict[str, dict[str, str]] = {
@@ -216,6 +218,25 @@ def resolve(
         f"known presets: {', '.join(sorted(PRESETS))}; known models: "
         f"{', '.join(sorted([*REGISTRY, *ASSETS]))}"
     )
+
+
+def model_identity(location: str | os.PathLike, *, cache_dir: Path | None = None) -> str:
+    """One string per model, whichever way a location names it, without building anything:
+    a registry name and its cache directory (or the GGUF file in it) give the name; another
+    directory or file gives its resolved directory; a hub id stays as it is. What a probe
+    compares its base_model with the run's target by."""
+    text = os.fspath(location)
+    path = Path(text).expanduser()
+    if path.is_file():  # a GGUF file: the model is its directory
+        path = path.parent
+    if not path.is_dir():
+        return text
+    path = path.resolve()
+    models = ((cache_dir or cache_root()) / "models").expanduser()
+    for name in REGISTRY:
+        if (models / name).exists() and path == (models / name).resolve():
+            return name
+    return str(path)
 
 
 def _looks_like_hub_id(text: str) -> bool:
