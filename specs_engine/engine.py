@@ -20,6 +20,7 @@ from specs_engine.errors import ConfigError
 from specs_engine.methods import MODEL_ROLES, get_method
 from specs_engine.models import LanguageModel, Prompt, ProposalParams, RewardModel
 from specs_engine.result import Event, FinalEvent, SearchResult
+from specs_engine.rewards.target_probe import TargetProbe
 from specs_engine.search.clock import RunClock
 from specs_engine.search.run import Clock, Roles, SearchRun, question_of
 
@@ -59,6 +60,7 @@ class SpecsEngine:
                     "tokenizer_fingerprint, encode_prompt, encode, propose, score)"
                 )
         self.draft, self.target, self.reward = draft, target, _as_reward_model(reward)
+        _check_probe_target(self.reward, target)
         self.clock = clock
         self._executor = ThreadPoolExecutor(max_workers=16, thread_name_prefix="specs-verify")
 
@@ -105,7 +107,16 @@ class SpecsEngine:
             reward, backend=backend, dtype=dtype, device=device,
             **{k: v for k, v in backend_kwargs.items() if k in reward_options(backend)},
         )
-        return cls(draft=lm(draft, "draft"), target=lm(target, "target"), reward=reward_model)
+        probe = reward_model if isinstance(reward_model, TargetProbe) else None
+        if probe is not None:  # refused before the language models load
+            if target is None:
+                raise ConfigError(f"reward {probe.name!r} reads the target's hidden states, but no "
+                                  "target was given: pass target= (or a preset)")
+            probe.check_target(target, backend)
+        draft_lm, target_lm = lm(draft, "draft"), lm(target, "target")
+        if probe is not None:
+            reward_model = probe.attach(target_lm, target, backend)
+        return cls(draft=draft_lm, target=target_lm, reward=reward_model)
 
     @property
     def context_window(self) -> int:
@@ -249,8 +260,9 @@ class SpecsEngine:
         stop = _check_stop(stop)
         prompt_ids = {role: self._encode_checked(role, prompt) for role in roles}
         pass_ids = self._pass_ids(config, roles)
+        reward = self.reward if "reward" in get_method(method).needs else None  # greedy: none
         return SearchRun(
-            Roles(self.draft, self.target, self.reward, self._executor),
+            Roles(self.draft, self.target, reward, self._executor),
             prompt_ids, question_of(prompt), config, budget,
             pass_ids=pass_ids, stop=stop, timer=timer, on_event=on_event,
             slots=config.n if get_method(method).answer_per_candidate else None,
@@ -292,6 +304,22 @@ class SpecsEngine:
                 f"{self.target.name!r} tokenize differently; use token_passing='auto' or 'text'"
             )
         return same and config.token_passing != "text"
+
+
+def _check_probe_target(reward: Optional[RewardModel], target: Optional[LanguageModel]) -> None:
+    """A reward that reads the target's states must read this engine's target."""
+    if not isinstance(reward, TargetProbe) or (reward.target is not None and reward.target is target):
+        return
+    if reward.target is None:
+        raise ConfigError(
+            f"reward {reward.name!r} reads the target's hidden states but is attached to no target: "
+            "pass reward=probe.attach(target, target_location), or build the engine with "
+            "SpecsEngine.from_pretrained(target=..., reward=...)"
+        )
+    raise ConfigError(
+        f"reward {reward.name!r} is attached to target {reward.target.name!r}, but this engine's "
+        f"target is {getattr(target, 'name', None)!r}: attach it to the engine's target"
+    )
 
 
 def _as_reward_model(reward: Optional[RewardLike]) -> Optional[RewardModel]:

@@ -19,7 +19,6 @@ import importlib.util
 import os
 import threading
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from specs_engine.errors import ConfigError, SpecsError
@@ -142,10 +141,19 @@ def reward_options(backend: str) -> tuple[str, ...]:
 
 
 def _load_reward(backend: str, location: str, options: dict, backend_kwargs: dict) -> RewardModel:
-    """A value-head directory is our own format, which no server runs: it always loads
+    """A head directory is our own format, which no server runs: a value head always loads
     in-process (so a preset's reward works with backend="vllm" or "openai" too), and the
-    backend's serving options have nothing to configure there."""
-    if backend == "transformers" or _is_value_head_dir(location):
+    backend's serving options have nothing to configure there. A target probe is two
+    small files read without any runtime: it loads no model of its own (it reads the
+    target's states; the engine binds it to the target and refuses a backend without them)."""
+    from specs_engine.rewards.head_config import head_type  # here: rewards/ imports this module
+
+    kind = head_type(location)
+    if kind == "target_probe":
+        from specs_engine.rewards.target_probe import TargetProbe
+
+        return TargetProbe.from_directory(location)
+    if backend == "transformers" or kind is not None:
         refused = sorted(set(backend_kwargs) - set(SERVING_OPTIONS.get(backend, ())))
         if refused:
             raise ConfigError(
@@ -154,14 +162,6 @@ def _load_reward(backend: str, location: str, options: dict, backend_kwargs: dic
             )
         backend, backend_kwargs = "transformers", {}
     return importlib.import_module(REWARD_BACKENDS[backend]).load(location, **options, **backend_kwargs)
-
-
-def _is_value_head_dir(location: str) -> bool:
-    if "://" in location:  # a server URL: no need to import torch to know
-        return False
-    from specs_engine.backends.hf.value_head import CONFIG_FILE
-
-    return (Path(location) / CONFIG_FILE).is_file()
 
 
 def load_once(key: tuple, load: Callable[[], Any]) -> Any:

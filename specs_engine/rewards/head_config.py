@@ -17,19 +17,24 @@ from specs_engine.errors import ConfigError
 
 CONFIG_FILE = "specs_reward.json"
 HEAD_FILE = "value_head.safetensors"
+HEAD_TYPES = ("value_head", "target_probe")
 
 
 def head_type(location: str) -> Optional[str]:
     """The "type" a head directory's config declares; None when location holds no config
-    (a model directory, a hub id, a server URL). A config without a type is a value head:
-    the only kind that existed before types were read."""
+    (a model directory, a hub id, a server URL). A type no kind reads is refused here,
+    naming the known ones."""
     if "://" in location:
         return None
     file = Path(location) / CONFIG_FILE
     if not file.is_file():
         return None
     meta = _parsed(file)
-    return str(meta.get("type", "value_head")) if isinstance(meta, dict) else None
+    kind = meta.get("type") if isinstance(meta, dict) else None
+    if kind not in HEAD_TYPES:
+        raise ConfigError(f"{file}: type={kind!r} is not a reward head this package reads: "
+                          f"known types are {', '.join(HEAD_TYPES)}")
+    return kind
 
 
 def read_head_config(path: str | os.PathLike, kind: str, required: Sequence[str]) -> dict[str, Any]:

@@ -6,7 +6,7 @@ target already runs one scoring forward over every candidate (log p_target); wit
 StateScorer.score_with_states that forward also returns h, so the reward is a dot
 product. Target-proposed steps carry h from their own decode (ProposalParams.with_states).
 
-On disk, a directory of two files (the training script writes them; no torch needed here):
+On disk, a directory of two files (TargetProbe.save writes them; no torch needed here):
 
     value_head.safetensors   "weight" float [1, H] (or [H]), "bias" float [1]
     specs_reward.json        {
@@ -36,6 +36,7 @@ score_with_states over that layout: an extra target forward, charged as reward t
 from __future__ import annotations
 
 import copy
+import json
 import os
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -46,7 +47,7 @@ from specs_engine.call_context import current_deadline
 from specs_engine.errors import ConfigError, MissingExtraError
 from specs_engine.models import LanguageModel, StateScorer
 from specs_engine.rewards.formatting import check_solutions
-from specs_engine.rewards.head_config import HEAD_FILE, read_head_config
+from specs_engine.rewards.head_config import CONFIG_FILE, HEAD_FILE, read_head_config
 
 PROBE_TYPE = "target_probe"
 REQUIRED = ("base_model", "hidden_size")
@@ -77,7 +78,7 @@ class TargetProbe:
         """The probe saved in path (see the module docstring); reads two small files and
         loads no model."""
         meta = read_head_config(path, PROBE_TYPE, REQUIRED)
-        config = Path(path) / "specs_reward.json"
+        config = Path(path) / CONFIG_FILE
         hidden = meta["hidden_size"]
         if isinstance(hidden, bool) or not isinstance(hidden, int) or hidden < 1:
             raise ConfigError(f"{config}: hidden_size={hidden!r} is not allowed: give a positive integer")
@@ -90,6 +91,23 @@ class TargetProbe:
         if not Path(base).is_absolute() and beside.exists():
             base = str(beside.resolve())  # a relative path is read from the head's directory
         return cls(weight, bias, base_model=base, name=f"target-probe({Path(path).name})")
+
+    def save(self, path: str | os.PathLike, **meta: Any) -> Path:
+        """Writes the two files into directory path (meta: feature, held_out, ... go into
+        the config as given); weights_sha256 is computed here, so a load checks it."""
+        from safetensors.numpy import save_file
+
+        from specs_engine.file_hashes import sha256_file
+
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        tensors = {"weight": self.weight.astype(np.float32).reshape(1, -1),
+                   "bias": np.asarray([self.bias], dtype=np.float32)}
+        save_file(tensors, str(path / HEAD_FILE))
+        config = {"type": PROBE_TYPE, "base_model": self.base_model, "hidden_size": self.hidden_size,
+                  **meta, "weights_sha256": sha256_file(path / HEAD_FILE)}
+        (path / CONFIG_FILE).write_text(json.dumps(config, indent=1))
+        return path
 
     def __repr__(self) -> str:
         target = None if self.target is None else self.target.name

@@ -25,7 +25,7 @@ from specs_engine.search.accounting import Accounting
 from specs_engine.search.beams import Beam, Proposal, common_chain, rank_key
 from specs_engine.search.clock import Clock, RunClock
 from specs_engine.search.roles import Roles
-from specs_engine.search.scoring import Scoring, model_call, solutions_of
+from specs_engine.search.scoring import Scoring, model_call
 from specs_engine.search.structure import screen
 
 BUDGET_STOPS = ("latency", "max_steps", "max_new_tokens")
@@ -151,6 +151,7 @@ class SearchRun:
             seed=self.rng.getrandbits(31),
             stop=self.stop,
             deadline=self.timer.proposal_deadline(),
+            with_states=role == "target" and self.scoring.probe is not None,  # the probe's input
         )
         started = self.clock()
         per_prefix: list[Sequence[Candidate]] = [()] * len(beams)
@@ -181,9 +182,10 @@ class SearchRun:
         return self._unless_cut(self.scoring.verify, proposals)
 
     def rewards(self, proposals: Sequence[Proposal]) -> Optional[list[float]]:
-        """Reward of each candidate as the last step of its beam, checked to be finite.
+        """Reward of each candidate as the last step of its beam, checked to be finite
+        (read off target proposals' own states when the reward is a probe on the target).
         None when the deadline cut the reward: the caller salvages the round."""
-        return self._unless_cut(self.scoring.rewards, solutions_of(proposals))
+        return self._unless_cut(self.scoring.proposal_rewards, proposals)
 
     def _unless_cut(self, score: Callable, *args):
         """The scoring's answer, or None when the deadline cut it (the run then stops)."""

@@ -2,6 +2,9 @@
 
 The target scores in a pool thread while the reward scores (in a thread of its own when
 the call has a deadline), so a draft round costs the slower of the two, not their sum.
+A reward that reads the target's own states (a StateReward: the target probe) runs no
+model: the target's scoring forward returns the states with the log-probs, and target
+proposals carry theirs, so the reward is the head's arithmetic on them.
 Every answer is checked before the search ranks on it (one finite reward per solution,
 one log-prob per token sent), and a failure names the role, the model and the step. A
 scoring cut by the deadline raises DeadlineExceededError; the run turns it into a stop
@@ -13,12 +16,12 @@ from __future__ import annotations
 import threading
 from concurrent.futures import Future, TimeoutError as FutureTimeout, wait
 from functools import partial
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 from specs_engine.call_context import in_call
 from specs_engine.config import SpecsConfig
 from specs_engine.errors import DeadlineExceededError, ModelCallError, RewardError
-from specs_engine.models import RewardModel
+from specs_engine.models import RewardModel, StateReward
 from specs_engine.result import Source
 from specs_engine.search.accounting import Accounting
 from specs_engine.search.beams import Beam, Proposal
@@ -75,9 +78,14 @@ class Scoring:
     ):
         self.roles, self.question, self.config = roles, question, config
         self.clock, self.accounts, self.prefix, self.pass_ids = clock, accounts, prefix, pass_ids
+        self.probe: Optional[StateReward] = roles.reward if isinstance(roles.reward, StateReward) else None
+        """The reward, when it reads the target's states (then the search hands it them)."""
 
     def verify(self, proposals: Sequence[Proposal], step: int) -> tuple[list[float], list[float]]:
-        """Target log-ratios and rewards of draft candidates, computed concurrently."""
+        """Target log-ratios and rewards of draft candidates, computed concurrently (or,
+        with a probe on the target, both from the target's one scoring forward)."""
+        if self.probe is not None:
+            return self._verify_in_one_forward(proposals, step)
         now = self.clock.now
         started = now()
         ratios = self.roles.executor.submit(in_call(self._target_log_ratios), proposals, step)
@@ -90,6 +98,41 @@ class Scoring:
             self.accounts.busy_s += now() - started
         self.clock.record("verify", now() - started)
         return result
+
+    def _verify_in_one_forward(self, proposals: Sequence[Proposal], step: int) -> tuple[list[float], list[float]]:
+        """The target's scoring forward also returns each candidate's state, which the
+        probe turns into its reward: no reward model runs."""
+        now = self.clock.now
+        started = now()
+        try:
+            ratios, states = self._target_scores(proposals, step, with_states=True)
+        finally:
+            self.accounts.busy_s += now() - started
+        rewards = self.rewards_of_states(states, step)
+        self.clock.record("verify", now() - started)
+        return ratios, rewards
+
+    def proposal_rewards(self, proposals: Sequence[Proposal], step: int) -> list[float]:
+        """The reward of each candidate as the last step of its beam: from the states the
+        target proposed them with when the reward is a probe on the target, else from the
+        reward model (draft candidates outside a verify take this path: an extra forward)."""
+        states = [p.candidate.state for p in proposals]
+        if self.probe is not None and proposals and all(state is not None for state in states):
+            return self.rewards_of_states(states, step)
+        return self.rewards(solutions_of(proposals), step)
+
+    def rewards_of_states(self, states: Sequence[Any], step: int) -> list[float]:
+        """The probe's rewards of the target's states: the head's time is the reward's."""
+        assert self.probe is not None, "only a reward that reads states is handed them"
+        started = self.clock.now()
+        try:
+            values = model_call("reward", self.probe.name, step, self.probe.rewards_of, states)
+        finally:
+            elapsed = self.clock.now() - started
+            self.accounts.stats.reward_s += elapsed
+            self.accounts.busy_s += elapsed
+        self.clock.record("reward", elapsed)
+        return self._checked(values, len(states), self.probe.name, step)
 
     def rewards(self, solutions: list[list[str]], step: int, charge_busy: bool = True) -> list[float]:
         """The reward of each solution, checked to be finite (and >= 0 as vote weights)."""
@@ -108,10 +151,13 @@ class Scoring:
         self.clock.record("reward", elapsed)
         if charge_busy:
             self.accounts.busy_s += elapsed
+        return self._checked(values, len(solutions), reward.name, step)
+
+    def _checked(self, values: Sequence[Any], expected: int, name: str, step: int) -> list[float]:
         try:
-            return checked_rewards(values, len(solutions), self.config.final_selection == "weighted_vote")
+            return checked_rewards(values, expected, self.config.final_selection == "weighted_vote")
         except ValueError as exc:
-            raise RewardError("reward", reward.name, step, exc) from None
+            raise RewardError("reward", name, step, exc) from None
 
     def _reward_by_deadline(self, reward: RewardModel, solutions: list[list[str]], step: int) -> Sequence[float]:
         """The reward's answer, waited for no longer than the time left. The reward runs
@@ -128,6 +174,13 @@ class Scoring:
             raise DeadlineExceededError(f"reward model {reward.name!r} was still scoring at the deadline") from None
 
     def _target_log_ratios(self, proposals: Sequence[Proposal], step: int) -> list[float]:
+        return self._target_scores(proposals, step, with_states=False)[0]
+
+    def _target_scores(
+        self, proposals: Sequence[Proposal], step: int, with_states: bool
+    ) -> tuple[list[float], Optional[list[Any]]]:
+        """The target's log-ratio of each candidate, from one batched prefill, and with
+        with_states the target's final hidden state at each candidate's last token."""
         target = self.roles.model("target")
         by_parent: dict[int, list[int]] = {}  # candidates of one beam share its prefix
         for p in proposals:
@@ -138,15 +191,20 @@ class Scoring:
             list(p.candidate.token_ids) if self.pass_ids else target.encode(p.candidate.text)
             for p in proposals
         ]
+        scorer = target.score_with_states if with_states else target.score
         stats, started = self.accounts.stats, self.clock.now()
         try:
-            scored = model_call(
-                "target", target.name, step, partial(target.score, deadline=self.clock.deadline),
+            answer = model_call(
+                "target", target.name, step, partial(scorer, deadline=self.clock.deadline),
                 prefixes, continuations,
             )
         finally:  # a target that ran out of time still spent it
             stats.target_s += self.clock.now() - started
+        scored, states = answer if with_states else (answer, None)
         stats.target_scored_tokens += sum(map(len, continuations))
+        if states is not None and len(states) != len(proposals):
+            raise ModelCallError("target", target.name, step, ValueError(
+                f"returned {len(states)} hidden states for {len(proposals)} candidates"))
         ratios = []
         for p, cont, lps in zip(proposals, continuations, scored):
             if len(lps) != len(cont):
@@ -155,4 +213,4 @@ class Scoring:
                     ValueError(f"scored {len(lps)} tokens of a {len(cont)}-token step"),
                 )
             ratios.append(log_ratio(lps, p.candidate.token_logprobs, self.config.log_ratio))
-        return ratios
+        return ratios, states

@@ -25,9 +25,8 @@ from specs_engine.call_context import queued
 from specs_engine.backends.hf.common import import_torch
 from specs_engine.errors import ConfigError
 from specs_engine.rewards.formatting import check_solutions, format_solution
+from specs_engine.rewards.head_config import CONFIG_FILE, HEAD_FILE, read_head_config
 
-HEAD_FILE = "value_head.safetensors"
-CONFIG_FILE = "specs_reward.json"
 HEAD_TYPE = "value_head"
 
 torch = import_torch()
@@ -136,18 +135,7 @@ class ValueHeadPRM:
 
 def read_config(path: str | os.PathLike) -> dict[str, Any]:
     """The head's config; refuses a directory that does not hold one."""
-    file = Path(path) / CONFIG_FILE
-    if not file.is_file():
-        raise ConfigError(f"head_path={os.fspath(path)!r} holds no {CONFIG_FILE}: not a saved value head")
-    try:
-        meta = json.loads(file.read_text())
-    except ValueError as exc:
-        raise ConfigError(f"{file} is not valid JSON ({exc}): not a value head config") from None
-    if not isinstance(meta, dict) or meta.get("type") != HEAD_TYPE or "base_model" not in meta or "hidden_size" not in meta:
-        raise ConfigError(
-            f"{file} is not a value head config: it needs type={HEAD_TYPE!r}, base_model and hidden_size"
-        )
-    return meta
+    return read_head_config(path, HEAD_TYPE, ("base_model", "hidden_size"))
 
 
 def load_head(path: str | os.PathLike) -> tuple[torch.nn.Module, int]:
