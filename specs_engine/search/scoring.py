@@ -108,21 +108,32 @@ class Scoring:
             ratios, states = self._target_scores(proposals, step, with_states=True)
         finally:
             self.accounts.busy_s += now() - started
-        rewards = self.rewards_of_states(states, step)
+        rewards = self._probe_rewards(proposals, states, step)
         self.clock.record("verify", now() - started)
         return ratios, rewards
 
     def proposal_rewards(self, proposals: Sequence[Proposal], step: int) -> list[float]:
-        """The reward of each candidate as the last step of its beam: from the states the
-        target proposed them with when the reward is a probe on the target, else from the
-        reward model (draft candidates outside a verify take this path: an extra forward)."""
-        states = [p.candidate.state for p in proposals]
-        if self.probe is not None and proposals and all(state is not None for state in states):
-            return self.rewards_of_states(states, step)
+        """The reward of each candidate as the last step of its beam: with a probe on the
+        target, read off the states target proposals carry; else the reward model's."""
+        if self.probe is not None:
+            return self._probe_rewards(proposals, [p.candidate.state for p in proposals], step)
         return self.rewards(solutions_of(proposals), step)
 
-    def rewards_of_states(self, states: Sequence[Any], step: int) -> list[float]:
-        """The probe's rewards of the target's states: the head's time is the reward's."""
+    def _probe_rewards(self, proposals: Sequence[Proposal], states: Sequence[Any], step: int) -> list[float]:
+        """The probe's reward of each candidate from its state; a candidate without one (a
+        draft step no target forward read, or an empty step) goes through the probe's
+        score(): its own target forward, charged as reward time."""
+        have = [i for i, state in enumerate(states) if state is not None]
+        rest = [i for i, state in enumerate(states) if state is None]
+        rewards: dict[int, float] = {}
+        if have:
+            rewards.update(zip(have, self._rewards_of_states([states[i] for i in have], step)))
+        if rest:
+            rewards.update(zip(rest, self.rewards(solutions_of([proposals[i] for i in rest]), step)))
+        return [rewards[i] for i in range(len(proposals))]
+
+    def _rewards_of_states(self, states: Sequence[Any], step: int) -> list[float]:
+        """The probe's head on the target's states: its time is the reward's."""
         assert self.probe is not None, "only a reward that reads states is handed them"
         started = self.clock.now()
         try:

@@ -260,3 +260,14 @@ def test_loading_a_probe_directory_imports_no_torch_and_loads_no_model(tmp_path,
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["TargetProbe", "3", "1", "False"]  # the one load: the probe
+
+
+def test_a_target_candidate_without_a_state_is_scored_by_the_probes_own_forward(tmp_path, base):
+    """An empty step has no state of its own: the probe reads the end of its prefix."""
+    draft, target = roles()
+    propose = target.propose
+    target.propose = lambda p, n, params: [[replace(c, state=None) for c in row] for row in propose(p, n, params)]
+    probe = CountingProbe.from_directory(probe_dir(tmp_path, base)).attach(target, base)
+    CountingProbe.score_calls = 0
+    result = SpecsEngine(draft, target, probe).generate("q", budget=Budget(max_steps=1))
+    assert result.steps[0].reward == pytest.approx(REWARDS["t\n\n"]) and CountingProbe.score_calls == 1
