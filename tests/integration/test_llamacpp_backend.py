@@ -166,6 +166,101 @@ def test_a_passed_deadline_returns_one_token_per_candidate(pairs):
     assert all(c.finish_reason in ("deadline", "eos", "delimiter") and len(c.token_ids) == 1 for c in cands)
 
 
+STATE_EXACT = 1e-4
+"""f32 KV: final hidden states agree with transformers' to float rounding (measured 2e-6)."""
+
+
+def _decode_count(monkeypatch, llama) -> list[int]:
+    """A one-element list counting llama_decode calls from now on."""
+    calls, original = [0], llama.native.lib.llama_decode
+
+    def counting(ctx, batch):
+        calls[0] += 1
+        return original(ctx, batch)
+
+    monkeypatch.setattr(llama.native.lib, "llama_decode", counting)
+    return calls
+
+
+def _hf_state(hf, ids) -> np.ndarray:
+    """transformers' final (post-norm) hidden state at the last of ids, one plain forward."""
+    import torch
+
+    with torch.inference_mode():
+        return hf.model(torch.tensor([list(ids)]), output_hidden_states=True).hidden_states[-1][0, -1].numpy()
+
+
+def test_score_with_states_gives_score_and_the_transformers_states(pairs):
+    llama, hf = pairs["target"]
+    first, second = hf.encode_prompt(CHAT), hf.encode_prompt("Cara has 5 books.")
+    conts = [hf.encode(" Ann starts with 3 apples.\n\n"), hf.encode("\n\n"), [], hf.encode(" 5 + 2 = 7")]
+    prefixes = [first, first, first, second]
+    scores, states = llama.score_with_states(prefixes, conts)
+    assert _max_gap(scores, llama.score(prefixes, conts)) < 1e-5  # other KV cells: rounding
+    assert states[2] is None and scores[2] == []
+    for prefix, cont, state in zip(prefixes, conts, states):
+        if cont:
+            assert state.dtype == np.float32 and state.shape == (hf.model.config.hidden_size,)
+            assert np.abs(state - _hf_state(hf, prefix + cont)).max() < STATE_EXACT
+
+
+def test_score_with_states_makes_no_more_decodes_than_score(gguf_dirs, monkeypatch):
+    counts = []
+    for states in (False, True):
+        llama = _llama(gguf_dirs["target"], kv_type="f32")
+        score = llama.score_with_states if states else llama.score
+        prefix = llama.encode_prompt(CHAT)
+        conts = [llama.encode(t) for t in (" Ann has 3.\n\n", " 3 + 4 = 7", "7")]
+        calls = _decode_count(monkeypatch, llama)
+        score([prefix] * 3, conts)
+        score([prefix + conts[0]] * 2, conts[1:])
+        counts.append(calls[0])
+    assert counts[0] == counts[1] == 3  # the prompt's prefill, then one batch per call
+
+
+def test_proposals_with_states_are_the_same_candidates_with_the_transformers_states(pairs, monkeypatch):
+    llama, hf = pairs["draft"]
+    prefix = tuple(hf.encode_prompt(CHAT))
+    settings = dict(delimiter="\n\n", max_new_tokens=16, seed=5, temperature=1.5, stop=(" has", "5", "apples"))
+    llama.propose([prefix], 1, ProposalParams("\n\n", 1))  # the prompt is cached from here on
+    calls = _decode_count(monkeypatch, llama)
+    [plain] = llama.propose([prefix], 6, ProposalParams(**settings))
+    plain_decodes = calls[0]
+    [probed] = llama.propose([prefix], 6, ProposalParams(with_states=True, **settings))
+    assert calls[0] - plain_decodes == plain_decodes + 1  # the same decodes, and one for the states
+    assert [(c.token_ids, c.finish_reason) for c in probed] == [(c.token_ids, c.finish_reason) for c in plain]
+    assert _max_gap([c.token_logprobs for c in probed], [c.token_logprobs for c in plain]) < 1e-5
+    assert all(c.state is None for c in plain)
+    assert "stop" in {c.finish_reason for c in probed} and len({len(c.token_ids) for c in probed}) > 1
+    for cand in probed:
+        if cand.token_ids:
+            assert np.abs(cand.state - _hf_state(hf, prefix + cand.token_ids)).max() < STATE_EXACT
+        else:
+            assert cand.state is None
+    before = llama.prefill_tokens
+    longest = max(probed, key=lambda c: len(c.token_ids))
+    llama.propose([prefix + longest.token_ids], 2, ProposalParams("\n\n", 4, seed=1))
+    assert llama.prefill_tokens == before  # the states' decode left the candidate cached whole
+
+
+def test_native_states_keep_only_the_tokens_marked_for_output(pairs):
+    """With embeddings on, llama.cpp makes every token of a batch an output: decode still
+    returns rows for the marked tokens only, logits and states alike."""
+    from specs_engine.backends.llamacpp.native import Token
+
+    llama, hf = pairs["target"]
+    ids = hf.encode_prompt("Cara has 5 books.")
+    seq = llama._pool.acquire(1)[0]
+    try:
+        marked = {1, len(ids) - 1}
+        out = llama.native.decode([Token(t, k, seq, k in marked) for k, t in enumerate(ids)], states=True)
+    finally:
+        llama._pool.release(seq)
+    assert out.logits.shape == (2, llama.vocab_size) and out.states.shape == (2, hf.model.config.hidden_size)
+    for row, k in enumerate(sorted(marked)):
+        assert np.abs(out.states[row] - _hf_state(hf, ids[: k + 1])).max() < STATE_EXACT
+
+
 def test_bad_inputs_are_refused_before_any_model_work(pairs, gguf_dirs, tmp_path):
     llama, _ = pairs["draft"]
     with pytest.raises(ConfigError, match="fills the context window"):

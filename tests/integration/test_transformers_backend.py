@@ -7,6 +7,7 @@ import math
 import threading
 import time
 
+import numpy as np
 import pytest
 import torch
 
@@ -306,3 +307,79 @@ def _save_pickle(model, path) -> None:
     path.mkdir(parents=True, exist_ok=True)
     model.config.save_pretrained(path)
     torch.save(model.state_dict(), path / "pytorch_model.bin")
+
+
+# ---- hidden states from the scoring forward (a probe on the target's own pass) ---------
+
+STATE_TOL = 1e-4
+"""float32: a state read off the batched, cached, padded forward against a plain forward
+of the whole sequence differs by float rounding only."""
+
+
+def forward_count(lm: TransformersLM) -> list[int]:
+    """A one-element list counting the model's forward calls from now on."""
+    calls = [0]
+    lm.model.register_forward_hook(lambda *_: calls.__setitem__(0, calls[0] + 1))
+    return calls
+
+
+def plain_state(lm: TransformersLM, ids) -> torch.Tensor:
+    """The final hidden state at the last of ids, from one uncached forward."""
+    with torch.inference_mode():
+        return lm.model(torch.tensor([list(ids)]), output_hidden_states=True).hidden_states[-1][0, -1]
+
+
+def test_the_last_hidden_state_is_the_lm_heads_input(draft, prompt):
+    """What the states are: the final norm's output, which the LM head turns into logits."""
+    with torch.inference_mode():
+        out = draft.model(torch.tensor([prompt]), output_hidden_states=True)
+        assert torch.allclose(draft.model.lm_head(out.hidden_states[-1]), out.logits, atol=1e-5)
+        unnormed = out.hidden_states[-1] / draft.model.model.norm.weight
+        assert torch.allclose(unnormed.pow(2).mean(-1), torch.ones(1), atol=1e-3)  # RMS-normed
+
+
+def test_score_with_states_gives_score_and_the_plain_forwards_states(draft, prompt):
+    other = draft.encode_prompt("Bob has 5 pens.")
+    prefixes = [prompt, prompt, other, prompt]
+    conts = [draft.encode(t) for t in ("Then 3 + 4 = 7.\n\n", "So 7.", "He buys 2.\n\n", "")]
+    scores, states = draft.score_with_states(prefixes, conts)
+    fresh = TransformersLM(draft.model, draft.tokenizer)
+    assert scores == fresh.score(prefixes, conts)
+    assert states[3] is None and scores[3] == []
+    for prefix, cont, state in zip(prefixes[:3], conts[:3], states[:3]):
+        assert state.dtype == np.float32 and state.shape == (draft.model.config.hidden_size,)
+        assert np.abs(state - plain_state(draft, prefix + cont).numpy()).max() < STATE_TOL
+
+
+def test_score_with_states_runs_no_more_forwards_than_score(tiny_draft_dir, prompt):
+    plain, probed = (TransformersLM.from_pretrained(tiny_draft_dir, dtype="float32") for _ in range(2))
+    conts = [plain.encode(t) for t in ("Then 3 + 4 = 7.\n\n", "So 7.", "3 apples.")]
+    counts = []
+    for lm, call in ((plain, plain.score), (probed, probed.score_with_states)):
+        calls = forward_count(lm)
+        call([prompt] * 3, conts)
+        call([prompt + conts[0]] * 2, conts[1:])  # the next step, over the cached prefix
+        counts.append(calls[0])
+    # the prompt's prefill, then one batch per call (the second prefix was scored whole)
+    assert counts[0] == counts[1] == 3
+
+
+def test_proposals_with_states_are_the_same_candidates_with_their_last_tokens_state(draft, prompt):
+    # a stop string cuts some candidates short: their state is at the kept last token
+    settings = dict(max_new_tokens=16, seed=3, temperature=1.5, stop=(" Bob", "ies"))
+    draft.propose([prompt], 1, params(max_new_tokens=1))  # the prompt's KV is cached from here
+    calls = forward_count(draft)
+    [plain] = draft.propose([prompt], 6, params(**settings))
+    [probed] = draft.propose([prompt], 6, params(with_states=True, **settings))
+    assert probed == plain  # states do not compare: tokens, log-probs and finish reasons do
+    assert all(c.state is None for c in plain)
+    assert len({len(c.token_ids) for c in probed}) > 1, "candidates of several lengths"
+    assert "stop" in {c.finish_reason for c in probed}
+    longest = max(len(c.token_ids) for c in probed)
+    assert calls[0] == 2 * (longest - 1) + 1  # a forward per fed token each, one for the states
+    for cand in probed:
+        if cand.token_ids:
+            expected = plain_state(draft, prompt + list(cand.token_ids)).numpy()
+            assert np.abs(cand.state - expected).max() < STATE_TOL
+        else:
+            assert cand.state is None

@@ -123,12 +123,35 @@ def to_dynamic_cache(kv: KV, length: int, rows: int) -> Any:
     return DynamicCache(data)  # update() concatenates, so the stored tensors stay untouched
 
 
-def row_kv(kv: KV, row: int, length: int, copy: bool) -> KV:
-    """One batch row's first `length` positions.
+def row_kv(kv: KV, row: int, length: Optional[int], copy: bool, start: int = 0) -> KV:
+    """One batch row's positions start..length (None: to the end).
 
     copy=True keeps only that row alive (for rows cut out of a batch that keeps
     growing); copy=False returns views sharing one batch tensor (for a batch whose rows
     are all kept, where copying would only cost time).
     """
-    rows = [(k[row : row + 1, :, :length], v[row : row + 1, :, :length]) for k, v in kv]
+    rows = [(k[row : row + 1, :, start:length], v[row : row + 1, :, start:length]) for k, v in kv]
     return [(k.clone(), v.clone()) for k, v in rows] if copy else rows
+
+
+def ragged_cache(prefix_kv: KV, prefix_length: int, tails: Sequence[KV], lengths: Sequence[int]) -> tuple[Any, torch.Tensor]:
+    """A DynamicCache of rows that share a prefix and then hold lengths[j] positions of
+    their own (tails[j]: batch-1 KV after the prefix, at least lengths[j] long), right-
+    padded to the longest, and the attention mask [rows, prefix + longest + 1] that hides
+    the padding from one new token per row (which the caller places by position_ids)."""
+    from transformers import DynamicCache
+
+    width, count = max(lengths), len(tails)
+    data = []
+    for layer, (keys, values) in enumerate(prefix_kv):
+        pieces = []
+        for shared, own in ((keys, [t[layer][0] for t in tails]), (values, [t[layer][1] for t in tails])):
+            padded = shared.new_zeros((count, shared.shape[1], width, shared.shape[3]))
+            for j, (tail, m) in enumerate(zip(own, lengths)):
+                padded[j, :, :m] = tail[0, :, :m]
+            pieces.append(torch.cat([shared[..., :prefix_length, :].expand(count, -1, -1, -1), padded], dim=-2))
+        data.append(tuple(pieces))
+    mask = torch.ones(count, prefix_length + width + 1, dtype=torch.long)
+    for j, m in enumerate(lengths):
+        mask[j, prefix_length + m : prefix_length + width] = 0
+    return DynamicCache(data), mask

@@ -12,10 +12,13 @@ string, the token limit or the deadline. Prefixes are handled one after another,
 padded into one batch: SPECS keeps few beams (n // beam_width, usually 1-4) with many
 candidates each, so the batch is already wide, and unpadded rows keep every KV row
 reusable by the prefix cache, which saves far more than cross-beam padding would.
+score_with_states and propose(with_states=True) also return the final (post-norm) hidden
+state at each continuation's last token, from the scoring forward itself.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 from typing import Any, Optional, Sequence
@@ -32,7 +35,7 @@ from specs_engine.models import Candidate, Prompt, ProposalParams
 torch = import_torch()  # raises MissingExtraError("torch", "transformers") when absent
 
 from specs_engine.backends.hf.kv_cache import (  # noqa: E402  (needs torch)
-    CachedPrefix, PrefixCache, forward_with_cache, kv_of, row_kv, to_dynamic_cache,
+    KV, CachedPrefix, PrefixCache, forward_with_cache, kv_of, ragged_cache, row_kv, to_dynamic_cache,
 )
 from specs_engine.backends.sampling import sample_next  # noqa: E402
 
@@ -134,10 +137,14 @@ class TransformersLM:
         state = self._prefix_state(prefix)
         cache = to_dynamic_cache(state.kv, len(prefix), n)
         limit = min(params.max_new_tokens, self.context_window - len(prefix))
+        tails: dict[int, KV] = {}  # row -> the KV of its own tokens, when states are wanted
 
         def finished(rows: list[Row], active: list[int], logits: Any) -> None:
             self.decode_tokens += len(active)
             self._remember_finished(prefix, rows, active, cache, logits)
+            if params.with_states:
+                ended = [i for i, r in enumerate(active) if rows[r].finish is not None]
+                tails.update({active[i]: row_kv(kv_of(cache), i, None, copy=True, start=len(prefix)) for i in ended})
 
         def step(rows: list[Row], active: list[int], still: list[int]) -> Any:
             if len(still) < len(active):
@@ -151,7 +158,25 @@ class TransformersLM:
             finished, step,
         )
         self._prefixes.put(state)  # the prefix itself stays the most recently used
-        return [to_candidate(row, self.decode) for row in rows]
+        candidates = [to_candidate(row, self.decode) for row in rows]
+        return self._with_states(state, candidates, tails) if params.with_states else candidates
+
+    def _with_states(self, state: CachedPrefix, candidates: list[Candidate], tails: dict[int, KV]) -> list[Candidate]:
+        """The candidates with their final hidden state at their last token, which decoding
+        sampled but never fed: ONE forward of every candidate's last token over its own KV
+        (rows of different lengths, padded and masked). An empty candidate gets None."""
+        rows = [r for r, c in enumerate(candidates) if c.token_ids]
+        if not rows:
+            return candidates
+        fed = [len(candidates[r].token_ids) - 1 for r in rows]  # own tokens before the last
+        cache, mask = ragged_cache(state.kv, len(state.ids), [tails[r] for r in rows], fed)
+        last = torch.tensor([[candidates[r].token_ids[-1]] for r in rows], device=self.device)
+        positions = torch.tensor([[len(state.ids) + m] for m in fed], device=self.device)
+        result = forward_with_cache(self.model, last, cache, attention_mask=mask.to(self.device),
+                                    position_ids=positions, output_hidden_states=True)
+        self.decode_tokens += len(rows)
+        found = {r: final_state(result, j, 0) for j, r in enumerate(rows)}
+        return [dataclasses.replace(c, state=found.get(r)) for r, c in enumerate(candidates)]
 
     def _remember_finished(
         self, prefix: tuple[int, ...], rows: list[Row], active: list[int], cache: Any, logits: Any
@@ -176,14 +201,29 @@ class TransformersLM:
         """Per-token log p(continuation | prefix). Pairs sharing a prefix (the usual case:
         all candidates of one beam) run as one batch over that prefix's cached KV.
         `deadline` is ignored: an in-process prefill cannot hang, and is not cut short."""
+        return self._score(prefixes, continuations, states=False)[0]
+
+    def score_with_states(
+        self, prefixes: Sequence[Sequence[int]], continuations: Sequence[Sequence[int]],
+        *, deadline: Optional[float] = None,
+    ) -> tuple[list[list[float]], list[Any]]:
+        """score(), plus each pair's final (post-norm) hidden state at its continuation's
+        last token (float32 numpy [hidden]; None for an empty continuation), read off the
+        same forward: a reward probe on the target costs no extra pass."""
+        return self._score(prefixes, continuations, states=True)
+
+    def _score(self, prefixes: Sequence[Sequence[int]], continuations: Sequence[Sequence[int]],
+               states: bool) -> tuple[list[list[float]], list[Any]]:
         groups, conts = group_pairs(prefixes, continuations, self)
         out: list[list[float]] = [[] for _ in conts]
+        hidden: list[Any] = [None for _ in conts]
         with queued(self.lock, until_deadline=True), torch.inference_mode():
             for prefix, members in groups.items():
                 for chunk in self._chunks(members, conts):
-                    for i, scores in zip(chunk, self._score_group(prefix, [conts[i] for i in chunk])):
-                        out[i] = scores
-        return out
+                    scored = self._score_group(prefix, [conts[i] for i in chunk], states)
+                    for i, scores, state in zip(chunk, *scored):
+                        out[i], hidden[i] = scores, state
+        return out, hidden
 
     def _chunks(self, members: list[int], conts: list[tuple[int, ...]]) -> list[list[int]]:
         """Split a group so no forward materialises more than MAX_LOGITS_ELEMENTS logits."""
@@ -191,30 +231,36 @@ class TransformersLM:
         size = max(1, MAX_LOGITS_ELEMENTS // (width * self.vocab_size))
         return [members[k : k + size] for k in range(0, len(members), size)]
 
-    def _score_group(self, prefix: tuple[int, ...], conts: list[tuple[int, ...]]) -> list[list[float]]:
+    def _score_group(self, prefix: tuple[int, ...], conts: list[tuple[int, ...]],
+                     states: bool = False) -> tuple[list[list[float]], list[Any]]:
+        """Scores (and, when asked, last-token states) of conts over prefix, one forward."""
         state = self._prefix_state(prefix)
         first = torch.log_softmax(state.last_logits, dim=-1)
         rows = [i for i, c in enumerate(conts) if c]
         out: list[list[float]] = [[] for _ in conts]
+        hidden: list[Any] = [None for _ in conts]
         if not rows:
-            return out
+            return out, hidden
         batch = torch.full((len(rows), max(len(conts[i]) for i in rows)), self.pad_token_id, device=self.device)
         for j, i in enumerate(rows):
             batch[j, : len(conts[i])] = torch.tensor(conts[i])
         cache = to_dynamic_cache(state.kv, len(prefix), len(rows))
         # Right padding needs no mask: causal attention never lets a real token see a pad.
-        logits = forward_with_cache(self.model, batch, cache).logits
+        result = forward_with_cache(self.model, batch, cache, output_hidden_states=states)
+        logits = result.logits
         kv = kv_of(cache)
         for j, i in enumerate(rows):
             length = len(conts[i])
             rest = torch.log_softmax(logits[j, : length - 1].float(), dim=-1)
             rest = rest.gather(-1, batch[j, 1:length, None]).squeeze(-1)
             out[i] = [float(first[conts[i][0]])] + rest.tolist()
+            if states:
+                hidden[i] = final_state(result, j, length - 1)
             ids = prefix + conts[i]
             self._prefixes.put(CachedPrefix(ids, row_kv(kv, j, len(ids), copy=False), logits[j, length - 1].float()))
         self.scored_tokens += sum(len(conts[i]) for i in rows)
         self._prefixes.put(state)
-        return out
+        return out, hidden
 
     # ---- the prefix cache -----------------------------------------------------------
 
@@ -279,6 +325,12 @@ def eos_token_ids(model: Any, tokenizer: Any) -> frozenset[int]:
     configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
     ids.update(configured if isinstance(configured, (list, tuple)) else [configured])
     return frozenset(i for i in ids if i is not None)
+
+
+def final_state(result: Any, row: int, position: int) -> Any:
+    """float32 numpy [hidden]: the last hidden_states entry (after the final norm: the
+    input of the LM head) of one row and position of a forward's output."""
+    return result.hidden_states[-1][row, position].float().cpu().numpy()
 
 
 def _default_name(location: str, gguf_file: Optional[str]) -> str:

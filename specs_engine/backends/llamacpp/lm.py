@@ -12,11 +12,15 @@ its n candidates are n sequences sharing the prefix's cells and decode together,
 llama_decode per token for the whole batch. Scoring runs every candidate of a prefix in
 one batch over the prefix's cells. Sampling goes through the same sample_next and the
 same candidate rules as TransformersLM, so equal logits give equal candidates.
+score_with_states and propose(with_states=True) also read the final norm's output (what a
+reward probe on the target reads) off those decodes: llama.cpp's embeddings, switched on
+for just those llama_decode calls (pooling NONE: one row per token).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
@@ -30,7 +34,7 @@ from specs_engine.call_context import queued
 from specs_engine.backends.candidates import (
     Row, check_count, check_messages, check_params, check_prefix, decode_rows, group_pairs, to_candidate,
 )
-from specs_engine.backends.llamacpp.native import KVFullError, Native, Token, default_threads, import_llama_cpp
+from specs_engine.backends.llamacpp.native import KVFullError, Native, Output, Token, default_threads, import_llama_cpp
 from specs_engine.backends.llamacpp.sequences import CachedSequence, SequencePool
 from specs_engine.backends.sampling import sample_next, torch  # the sampler TransformersLM uses too
 from specs_engine.errors import ConfigError, SpecsError
@@ -130,7 +134,8 @@ class LlamaCppLM:
 
         def finished(rows: list[Row], active: list[int], logits: Any) -> None:
             self.decode_tokens += len(active)
-            self._remember_finished(prefix, rows, active, seqs, logits)
+            if not params.with_states:  # else the sequences stay ours until _with_states
+                self._remember_finished(prefix, rows, active, seqs, logits)
 
         def step(rows: list[Row], active: list[int], still: list[int]) -> Any:
             going = [active[i] for i in still]
@@ -138,7 +143,7 @@ class LlamaCppLM:
             batch = [Token(rows[r].tokens[-1], position, seqs[r], True) for r in going]
             undo = lambda: [self.native.drop_sequence(seqs[r], position) for r in going]  # noqa: E731
             out: list[np.ndarray] = []
-            self._run(batch, undo, lambda chunk, at: out.append(chunk))
+            self._run(batch, undo, lambda chunk, at: out.append(chunk.logits))
             return torch.from_numpy(np.concatenate(out))
 
         rows = decode_rows(
@@ -146,8 +151,38 @@ class LlamaCppLM:
             self.decode, lambda logits: sample_next(logits, params.temperature, params.top_p, params.greedy, generator),
             finished, step,
         )
+        candidates = [to_candidate(row, self.decode) for row in rows]
+        if params.with_states:
+            candidates = self._with_states(prefix, candidates, seqs)
         self._pool.put(state)  # the prefix itself stays the most recently used
-        return [to_candidate(row, self.decode) for row in rows]
+        return candidates
+
+    def _with_states(self, prefix: tuple[int, ...], candidates: list[Candidate],
+                     seqs: list[int]) -> list[Candidate]:
+        """The candidates with their final hidden state at their last token, which decoding
+        sampled but never fed: ONE batched llama_decode of every candidate's last token into
+        its sequence (which holds the prefix and the tokens before it). Each sequence is
+        then cached as prefix + candidate, with the logits after it, so the next step on an
+        accepted candidate prefills nothing. An empty candidate gets None."""
+        rows = [r for r, c in enumerate(candidates) if c.token_ids]
+        for r in set(range(len(candidates))) - set(rows):
+            self._pool.release(seqs[r])
+        if not rows:
+            return candidates
+        at = {r: len(prefix) + len(candidates[r].token_ids) - 1 for r in rows}
+        for r in rows:  # a candidate cut before a stop string has decoded past its end
+            self.native.drop_sequence(seqs[r], at[r])
+        batch = [Token(candidates[r].token_ids[-1], at[r], seqs[r], True) for r in rows]
+        outputs: list[Output] = []
+        reset = lambda: [self.native.drop_sequence(seqs[r], at[r]) for r in rows]  # noqa: E731
+        self._run(batch, reset, lambda chunk, _: outputs.append(chunk), states=True)
+        logits = np.concatenate([o.logits for o in outputs])
+        found = np.concatenate([o.states for o in outputs])
+        self.decode_tokens += len(rows)
+        for j, r in enumerate(rows):
+            self._pool.put(CachedSequence(prefix + candidates[r].token_ids, seqs[r], logits[j]))
+        states = {r: found[j] for j, r in enumerate(rows)}
+        return [dataclasses.replace(c, state=states.get(r)) for r, c in enumerate(candidates)]
 
     def _remember_finished(self, prefix: tuple[int, ...], rows: list[Row], active: list[int],
                            seqs: list[int], logits: Any) -> None:
@@ -172,22 +207,39 @@ class LlamaCppLM:
         """Per-token log p(continuation | prefix). Pairs sharing a prefix run as one batch
         of sequences over that prefix's cells. `deadline` is ignored: an in-process prefill
         cannot hang, and is not cut short."""
+        return self._score(prefixes, continuations, states=False)[0]
+
+    def score_with_states(
+        self, prefixes: Sequence[Sequence[int]], continuations: Sequence[Sequence[int]],
+        *, deadline: Optional[float] = None,
+    ) -> tuple[list[list[float]], list[Any]]:
+        """score(), plus each pair's final (post-norm) hidden state at its continuation's
+        last token (float32 numpy [n_embd]; None for an empty continuation), read off the
+        same llama_decode calls: a reward probe on the target costs no extra pass."""
+        return self._score(prefixes, continuations, states=True)
+
+    def _score(self, prefixes: Sequence[Sequence[int]], continuations: Sequence[Sequence[int]],
+               states: bool) -> tuple[list[list[float]], list[Any]]:
         groups, conts = group_pairs(prefixes, continuations, self)
         out: list[list[float]] = [[] for _ in conts]
+        hidden: list[Any] = [None for _ in conts]
         with queued(self.lock, until_deadline=True), self._reset_on_error():
             for prefix, members in groups.items():
-                for i, scores in zip(members, self._score_group(prefix, [conts[i] for i in members])):
-                    out[i] = scores
-        return out
+                scored = self._score_group(prefix, [conts[i] for i in members], states)
+                for i, scores, state in zip(members, *scored):
+                    out[i], hidden[i] = scores, state
+        return out, hidden
 
-    def _score_group(self, prefix: tuple[int, ...], conts: list[tuple[int, ...]]) -> list[list[float]]:
+    def _score_group(self, prefix: tuple[int, ...], conts: list[tuple[int, ...]],
+                     states: bool = False) -> tuple[list[list[float]], list[Any]]:
         state = self._prefix_state(prefix)
         first = _log_softmax(state.last_logits[None])[0]
         rows = [i for i, c in enumerate(conts) if c]
         out: list[list[float]] = [[] for _ in conts]
+        hidden: list[Any] = [None for _ in conts]
         if not rows:
             self._pool.put(state)
-            return out
+            return out, hidden
         seqs = self._pool.acquire(len(rows))
         for seq in seqs:
             self.native.copy_sequence(state.seq, seq, len(prefix))
@@ -195,23 +247,27 @@ class LlamaCppLM:
         # each scored token's next token in its continuation; -1 at a continuation's end
         following = np.array([t for i in rows for t in (*conts[i][1:], -1)])
         reset = lambda: [self.native.drop_sequence(seq, len(prefix)) for seq in seqs]  # noqa: E731
-        picked, ends = [], {}
+        picked, ends, end_states = [], {}, {}
 
-        def keep(logits: np.ndarray, at: int) -> None:  # chunk by chunk: never all logits at once
-            rows_next = following[at : at + len(logits)]
-            picked.append(_picked_logprobs(logits, np.maximum(rows_next, 0)))
-            ends.update({at + j: logits[j].copy() for j in np.flatnonzero(rows_next < 0)})
+        def keep(chunk: Output, at: int) -> None:  # chunk by chunk: never all logits at once
+            rows_next = following[at : at + len(chunk.logits)]
+            picked.append(_picked_logprobs(chunk.logits, np.maximum(rows_next, 0)))
+            last = np.flatnonzero(rows_next < 0)
+            ends.update({at + j: chunk.logits[j].copy() for j in last})
+            if states:
+                end_states.update({at + j: chunk.states[j].copy() for j in last})
 
-        self._run(batch, reset, keep)
+        self._run(batch, reset, keep, states=states)
         scores, at = np.concatenate(picked), 0
         for i, seq in zip(rows, seqs):
             cont = conts[i]
             out[i] = [float(first[cont[0]])] + scores[at : at + len(cont) - 1].tolist()
             at += len(cont)
+            hidden[i] = end_states.get(at - 1)
             self._pool.put(CachedSequence(prefix + cont, seq, ends[at - 1]))
         self.scored_tokens += len(batch)
         self._pool.put(state)
-        return out
+        return out, hidden
 
     # ---- the prefix cache -----------------------------------------------------------
 
@@ -229,20 +285,21 @@ class LlamaCppLM:
             self.native.copy_sequence(entry.seq, seq, start)
         batch = [Token(t, start + k, seq, k == len(prefix) - start - 1) for k, t in enumerate(prefix[start:])]
         last: list[np.ndarray] = []
-        self._run(batch, lambda: self.native.drop_sequence(seq, start), lambda logits, at: last.append(logits))
+        self._run(batch, lambda: self.native.drop_sequence(seq, start), lambda out, at: last.append(out.logits))
         self.prefill_tokens += len(batch)
         return CachedSequence(prefix, seq, last[-1][-1].copy())
 
     def _run(self, batch: list[Token], reset: Callable[[], Any],
-             keep: Callable[[np.ndarray, int], None]) -> None:
-        """Decode batch in n_batch chunks, handing each chunk's logits (the tokens with
-        logits=True) and its first token's index to keep. When the KV pool is full, drop the
-        oldest cached prefix, undo the partial work (reset) and run again."""
+             keep: Callable[[Output, int], None], states: bool = False) -> None:
+        """Decode batch in n_batch chunks, handing each chunk's output (the logits, and the
+        states when asked, of the tokens with logits=True) and its first token's index to
+        keep. When the KV pool is full, drop the oldest cached prefix, undo the partial work
+        (reset) and run again."""
         size = self.native.n_batch
         while True:
             try:
                 for at in range(0, len(batch), size):
-                    keep(self.native.decode(batch[at : at + size]), at)
+                    keep(self.native.decode(batch[at : at + size], states=states), at)
                 return
             except KVFullError:
                 reset()

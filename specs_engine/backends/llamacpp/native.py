@@ -79,12 +79,14 @@ class Native:
             raise SpecsError(f"llama.cpp could not load {path!r} as a GGUF model")
         self.vocab = lib.llama_model_get_vocab(self.model)
         self.vocab_size = int(lib.llama_vocab_n_tokens(self.vocab))
+        self.n_embd = int(lib.llama_model_n_embd(self.model))
         self.n_ctx_train = int(lib.llama_model_n_ctx_train(self.model))
         params = lib.llama_context_default_params()
         params.n_ctx, params.n_batch, params.n_ubatch = n_ctx, n_batch, n_batch
         params.n_seq_max, params.kv_unified = n_seq_max, True  # unified: seq_cp shares cells
         params.n_threads = params.n_threads_batch = n_threads
         params.no_perf = True
+        params.pooling_type = lib.LLAMA_POOLING_TYPE_NONE  # states are per token (decode(states=True))
         if kv_type == "f32":  # f32 cells and plain attention: logits as exact as the weights
             params.type_k = params.type_v = lib.GGML_TYPE_F32
             params.flash_attn_type = lib.LLAMA_FLASH_ATTN_TYPE_DISABLED
@@ -98,6 +100,7 @@ class Native:
         self.n_seq_max = n_seq_max
         self._batch = lib.llama_batch_init(self.n_batch, 0, 1)
         self._pieces: dict[int, bytes] = {}
+        self._embeddings = False  # whether llama_decode also returns states (see _decode_chunk)
 
     def close(self) -> None:
         if getattr(self, "ctx", None):
@@ -179,33 +182,60 @@ class Native:
     def clear_memory(self) -> None:
         self.lib.llama_memory_clear(self.memory, True)
 
-    def decode(self, tokens: Sequence[Token]) -> np.ndarray:
-        """Run tokens through the model (chunks of n_batch); float32 [wanted, vocab]: the
-        logits of the tokens with logits=True, in order. Raises KVFullError when the pool
-        has no room (the cells of the chunks already run stay)."""
-        rows = []
-        for start in range(0, len(tokens), self.n_batch):
-            chunk = tokens[start : start + self.n_batch]
-            rows.append(self._decode_chunk(chunk))
-        return np.concatenate(rows) if rows else np.zeros((0, self.vocab_size), np.float32)
+    def decode(self, tokens: Sequence[Token], *, states: bool = False) -> Output:
+        """Run tokens through the model (chunks of n_batch): the logits of the tokens with
+        logits=True, in order, and with states=True their final (post-norm) hidden states
+        from the same llama_decode. Raises KVFullError when the pool has no room (the cells
+        of the chunks already run stay)."""
+        outputs = [self._decode_chunk(tokens[at : at + self.n_batch], states)
+                   for at in range(0, len(tokens), self.n_batch)]
+        if not outputs:
+            outputs = [Output(np.zeros((0, self.vocab_size), np.float32),
+                              np.zeros((0, self.n_embd), np.float32) if states else None)]
+        return Output(np.concatenate([o.logits for o in outputs]),
+                      np.concatenate([o.states for o in outputs]) if states else None)
 
-    def _decode_chunk(self, chunk: Sequence[Token]) -> np.ndarray:
+    def _decode_chunk(self, chunk: Sequence[Token], states: bool) -> Output:
         batch = self._batch
         batch.n_tokens = len(chunk)
         for i, token in enumerate(chunk):
             batch.token[i], batch.pos[i] = token.id, token.pos
             batch.n_seq_id[i], batch.seq_id[i][0] = 1, token.seq
             batch.logits[i] = token.logits
+        # Embeddings on makes llama.cpp also copy out the final norm's output (pooling NONE:
+        # one row per output). It also makes every token an output: asked per decode only.
+        if states != self._embeddings:
+            self.lib.llama_set_embeddings(self.ctx, states)
+            self._embeddings = states
         status = self.lib.llama_decode(self.ctx, batch)
         if status == 1:
             raise KVFullError(f"no free KV cells for {len(chunk)} tokens (n_ctx={self.n_ctx})")
         if status != 0:
             raise SpecsError(f"llama_decode failed with status {status} on {len(chunk)} tokens")
-        wanted = sum(t.logits for t in chunk)
-        if not wanted:
-            return np.zeros((0, self.vocab_size), np.float32)
-        pointer = self.lib.llama_get_logits(self.ctx)
-        return np.ctypeslib.as_array(pointer, shape=(wanted * self.vocab_size,)).reshape(wanted, -1).copy()
+        wanted = np.flatnonzero([t.logits for t in chunk])
+        if not states:
+            return Output(self._rows(self.lib.llama_get_logits(self.ctx), len(wanted), self.vocab_size))
+        # with embeddings on, llama.cpp made every token an output: keep the wanted ones
+        logits = self._rows(self.lib.llama_get_logits(self.ctx), len(chunk), self.vocab_size)
+        hidden = self._rows(self.lib.llama_get_embeddings(self.ctx), len(chunk), self.n_embd)
+        if len(wanted) < len(chunk):
+            logits, hidden = logits[wanted], hidden[wanted]
+        return Output(logits, hidden)
+
+    @staticmethod
+    def _rows(pointer: Any, rows: int, width: int) -> np.ndarray:
+        """A copy of llama.cpp's float buffer of `rows` outputs of `width` floats."""
+        if not rows:
+            return np.zeros((0, width), np.float32)
+        return np.ctypeslib.as_array(pointer, shape=(rows * width,)).reshape(rows, width).copy()
+
+
+@dataclass(frozen=True)
+class Output:
+    """What one decode gives: logits [outputs, vocab] and, when asked, states [outputs, n_embd]."""
+
+    logits: np.ndarray
+    states: Optional[np.ndarray] = None
 
 
 def default_threads() -> int:
