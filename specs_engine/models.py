@@ -123,7 +123,9 @@ class StateReward(Protocol):
 @runtime_checkable
 class StateScorer(Protocol):
     """A language model whose scoring forward also yields hidden states: what a probe on
-    the target's forward (rewards.target_probe) reads, so the reward costs no extra pass."""
+    the target's forward (rewards.target_probe) reads, so the reward costs no extra pass.
+    The in-process backends also say the states' size (`hidden_size`), which a probe
+    checks when it is attached."""
 
     def score_with_states(
         self,

@@ -151,7 +151,7 @@ class TargetProbe:
             )
         size = getattr(target, "hidden_size", None)
         if isinstance(size, int) and size != self.hidden_size:
-            raise ConfigError(self._size_error(size, f"target {target.name!r}"))
+            raise ConfigError(self._size_error(size, f"target {target.name!r} has"))
         bound = copy.copy(self)
         bound.target = target
         return bound
@@ -165,7 +165,8 @@ class TargetProbe:
         rows = [np.asarray(state, dtype=np.float64).reshape(-1) for state in states]
         sizes = sorted({row.size for row in rows})
         if sizes != [self.hidden_size]:
-            raise ConfigError(self._size_error(sizes[-1] if len(sizes) == 1 else sizes, "the target's states"))
+            found = sizes[0] if len(sizes) == 1 else sizes
+            raise ConfigError(self._size_error(found, "the target's states have"))
         logits = np.stack(rows) @ self.weight + self.bias
         return (0.5 * (1.0 + np.tanh(0.5 * logits))).tolist()  # sigmoid, without overflow
 
@@ -187,7 +188,8 @@ class TargetProbe:
             continuations.append(last)
         _, states = target.score_with_states(prefixes, continuations, deadline=current_deadline())
         if len(states) != len(solutions):
-            raise ValueError(f"target {target.name!r} returned {len(states)} states for {len(solutions)} solutions")
+            raise ValueError(f"target {target.name!r} returned {len(states)} states "
+                             f"for {len(solutions)} solutions")
         return self.rewards_of(states)
 
     def _bound(self) -> Any:
@@ -201,7 +203,7 @@ class TargetProbe:
 
     def _size_error(self, found: Any, whose: str) -> str:
         return (f"reward {self.name!r} expects hidden_size={self.hidden_size} states (base_model="
-                f"{self.base_model!r}) but {whose} have hidden_size={found}: use the probe with the "
+                f"{self.base_model!r}) but {whose} hidden_size={found}: use the probe with the "
                 "target it was trained on")
 
 

@@ -99,7 +99,9 @@ class Scoring:
         self.clock.record("verify", now() - started)
         return result
 
-    def _verify_in_one_forward(self, proposals: Sequence[Proposal], step: int) -> tuple[list[float], list[float]]:
+    def _verify_in_one_forward(
+        self, proposals: Sequence[Proposal], step: int
+    ) -> tuple[list[float], list[float]]:
         """The target's scoring forward also returns each candidate's state, which the
         probe turns into its reward: no reward model runs."""
         now = self.clock.now
@@ -119,7 +121,9 @@ class Scoring:
             return self._probe_rewards(proposals, [p.candidate.state for p in proposals], step)
         return self.rewards(solutions_of(proposals), step)
 
-    def _probe_rewards(self, proposals: Sequence[Proposal], states: Sequence[Any], step: int) -> list[float]:
+    def _probe_rewards(
+        self, proposals: Sequence[Proposal], states: Sequence[Any], step: int
+    ) -> list[float]:
         """The probe's reward of each candidate from its state; a candidate without one (a
         draft step no target forward read, or an empty step) goes through the probe's
         score(): its own target forward, charged as reward time."""

@@ -17,8 +17,9 @@ from specs_engine.rewards.target_probe import TargetProbe
 from specs_engine.search.clock import RunClock
 
 QUESTION = "Ann has 3 apples and buys 4 more. How many apples does Ann have?"
-CONFIG = SpecsConfig(n=2, beam_width=2, tau=0.0, accept_threshold=-math.inf, seed=0)
-"""tau 0: the search drafts after its first target round; every draft step is accepted."""
+CONFIG = SpecsConfig(n=2, beam_width=2, tau=0.0, accept_threshold=-math.inf, seed=2)
+"""tau 0: the search drafts after its first target round; every draft step is accepted
+(seed 2: the first target step does not end the solution, so draft steps follow)."""
 TOLERANCE = {"transformers": 1e-4, "llama.cpp": 2e-3}
 """Rewards (sigmoids) on float32 weights: one runtime differs from itself by rounding
 only; llama.cpp with f32 KV cells from transformers by its kernels' rounding."""
@@ -107,8 +108,14 @@ def test_a_probe_on_another_base_is_refused_naming_both(tmp_path, tiny_draft_dir
                                     reward=str(probe), backend="transformers", dtype="float32")
 
 
-def test_a_probe_of_the_wrong_hidden_size_is_refused(tmp_path, tiny_draft_dir, tiny_target_dir):
-    probe = save_probe(tmp_path / "probe", tiny_target_dir, hidden=48)
-    with pytest.raises(ConfigError, match="hidden_size=48.*hidden_size=64"):
-        SpecsEngine.from_pretrained(draft=str(tiny_draft_dir), target=str(tiny_target_dir),
-                                    reward=str(probe), backend="transformers", dtype="float32")
+@pytest.mark.parametrize("backend", ["transformers", "llama.cpp"])
+def test_a_probe_of_the_wrong_hidden_size_is_refused(
+    backend, tmp_path, tiny_draft_dir, tiny_target_dir, request,
+):
+    gguf = request.getfixturevalue("target_gguf") if backend == "llama.cpp" else {}
+    draft, target = gguf.get("draft", tiny_draft_dir), gguf.get("target", tiny_target_dir)
+    probe = save_probe(tmp_path / "probe", target, hidden=48)
+    options = dict(n_threads=1) if backend == "llama.cpp" else {}
+    with pytest.raises(ConfigError, match="hidden_size=48.*target .*hidden_size=64"):
+        SpecsEngine.from_pretrained(draft=str(draft), target=str(target), reward=str(probe),
+                                    backend=backend, dtype="float32", **options)

@@ -266,8 +266,19 @@ def test_a_target_candidate_without_a_state_is_scored_by_the_probes_own_forward(
     """An empty step has no state of its own: the probe reads the end of its prefix."""
     draft, target = roles()
     propose = target.propose
-    target.propose = lambda p, n, params: [[replace(c, state=None) for c in row] for row in propose(p, n, params)]
+    target.propose = lambda p, n, params: [
+        [replace(c, state=None) for c in row] for row in propose(p, n, params)]
     probe = CountingProbe.from_directory(probe_dir(tmp_path, base)).attach(target, base)
     CountingProbe.score_calls = 0
     result = SpecsEngine(draft, target, probe).generate("q", budget=Budget(max_steps=1))
     assert result.steps[0].reward == pytest.approx(REWARDS["t\n\n"]) and CountingProbe.score_calls == 1
+
+
+def test_the_shipped_probe_is_the_preset_targets():
+    from specs_engine.sources import ASSETS, resolve
+
+    if not ASSETS["specs-probe-target"].directory.is_dir():
+        pytest.skip("specs_engine/assets/specs-probe-target is not trained yet")
+    probe = TargetProbe.from_directory(resolve("specs-probe-target"))
+    assert probe.base_model == "qwen2.5-coder-1.5b" and probe.hidden_size == 1536
+    probe.check_target("qwen2.5-coder-1.5b")

@@ -57,6 +57,8 @@ class TransformersLM:
         self.eos_token_ids = eos_token_ids(model, tokenizer)
         self.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         self.vocab_size = model.get_output_embeddings().weight.shape[0]
+        self.hidden_size = int(model.config.get_text_config().hidden_size)
+        """The size of score_with_states' states (a target probe checks it when attached)."""
         self.prefill_tokens = 0
         """Prompt/prefix tokens run through the model outside decoding (cache misses)."""
         self.decode_tokens = 0

@@ -67,6 +67,8 @@ class LlamaCppLM:
         self.name = name or os.path.basename(path)
         self.context_window = min(self.native.n_ctx_train, self.native.n_ctx)
         self.vocab_size = self.native.vocab_size
+        self.hidden_size = self.native.n_embd
+        """The size of score_with_states' states (a target probe checks it when attached)."""
         self.eos_token_ids = self.native.end_of_generation_ids()
         self.tokenizer_fingerprint = _fingerprint(self.native, self.eos_token_ids)
         self.chat_template = self.native.metadata("tokenizer.chat_template")
