@@ -145,11 +145,14 @@ def _save(path: Path, states: np.ndarray, digest: str) -> None:
 # --- main -----------------------------------------------------------------------------------
 
 
-def load_target(base: str, backend: str) -> Any:
+def load_target(base: str, backend: str, threads: int | None) -> Any:
     from specs_engine.backends import load_language_model
 
-    dtype = "bfloat16" if backend == "transformers" else None
-    return load_language_model(base, backend=backend, dtype=dtype)
+    if backend == "transformers":
+        if threads:
+            torch.set_num_threads(threads)
+        return load_language_model(base, backend=backend, dtype="bfloat16")
+    return load_language_model(base, backend=backend, dtype=None, **({"n_threads": threads} if threads else {}))
 
 
 def revision() -> str:
@@ -174,6 +177,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--end-token", default=END_OF_TURN, help="token ending a final-answer step")
     parser.add_argument("--compare-backend", choices=("llama.cpp", "transformers"), default=None,
                         help="also score the held-out split with the head on this backend's states")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads (default: every core; 1 beside another busy job)")
     parser.add_argument("--work", type=Path, default=sources.cache_root() / "probe_work",
                         help="per-problem feature cache (a rerun skips finished problems)")
     parser.add_argument("--out", type=Path, default=ROOT / "specs_engine" / "assets" / "specs-probe-target")
@@ -181,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(args.seed)
     seconds: dict[str, float] = {}
     started = time.monotonic()
-    lm = load_target(args.base, args.backend)
+    lm = load_target(args.base, args.backend, args.threads)
     end_token = end_token_id(lm, args.end_token)
     seconds["load"] = time.monotonic() - started
     splits = training_problems(args.limit, args.generated, args.seed)
@@ -214,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     if args.compare_backend:
         t = time.monotonic()
-        other = load_target(args.base, args.compare_backend)
+        other = load_target(args.base, args.compare_backend, args.threads)
         other_work = args.work / f"{Path(str(args.base)).name}-{args.compare_backend}-s{args.seed}"
         x_other = torch.from_numpy(split_features(other, "tune", splits["tune"], examples["tune"], other_work,
                                                   end_token_id(other, args.end_token)))
