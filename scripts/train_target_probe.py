@@ -68,12 +68,16 @@ def step_ids(lm: Any, step: str, end_token: int) -> list[int]:
     return lm.encode(step + DELIMITER)
 
 
-def layout(lm: Any, prompt: Sequence[int], steps: Sequence[str], end_token: int) -> tuple[list[int], list[int]]:
-    """(prefix, continuation) of one example: the prompt and the earlier steps; the last step."""
+def layout(lm: Any, prompt: Sequence[int], steps: Sequence[str], end_token: int,
+           offset: int = 0) -> tuple[list[int], list[int]]:
+    """(prefix, continuation) of one example: the prompt and the earlier steps; the last
+    step, less its last `offset` tokens (at least one kept), so the state is read `offset`
+    tokens before the step's end (0: at its last token, where score_with_states reads it)."""
     prefix = list(prompt)
     for step in steps[:-1]:
         prefix += step_ids(lm, step, end_token)
-    return prefix, step_ids(lm, steps[-1], end_token)
+    last = step_ids(lm, steps[-1], end_token)
+    return prefix, last[: max(1, len(last) - offset)]
 
 
 def end_token_id(lm: Any, text: str) -> int:
@@ -86,12 +90,12 @@ def end_token_id(lm: Any, text: str) -> int:
 # --- features -------------------------------------------------------------------------------
 
 
-def problem_pairs(lm: Any, problem: Problem, examples: list[Example], end_token: int
-                  ) -> list[tuple[list[int], list[int]]]:
+def problem_pairs(lm: Any, problem: Problem, examples: list[Example], end_token: int,
+                  offset: int = 0) -> list[tuple[list[int], list[int]]]:
     """Each example's (prefix, continuation), in the examples' order: step k's good and bad
     versions follow step k-1's, whose scoring leaves their shared prefix cached whole."""
     prompt = lm.encode_prompt(problem.messages())
-    return [layout(lm, prompt, e.steps, end_token) for e in examples]
+    return [layout(lm, prompt, e.steps, end_token, offset) for e in examples]
 
 
 def states_of(lm: Any, pairs: list[tuple[list[int], list[int]]]) -> np.ndarray:
@@ -101,7 +105,7 @@ def states_of(lm: Any, pairs: list[tuple[list[int], list[int]]]) -> np.ndarray:
 
 
 def split_features(lm: Any, split: str, problems: list[Problem], examples: list[Example],
-                   work: Path, end_token: int) -> np.ndarray:
+                   work: Path, end_token: int, offset: int = 0) -> np.ndarray:
     """[examples, hidden] in the examples' order, problem by problem, each problem's states
     cached in work/ (reused when its token ids hash alike)."""
     by_problem: dict[str, list[int]] = {}
@@ -112,7 +116,7 @@ def split_features(lm: Any, split: str, problems: list[Problem], examples: list[
     started, done = time.monotonic(), 0
     for n, problem in enumerate(problems, 1):
         members = by_problem.get(problem.id, [])
-        pairs = problem_pairs(lm, problem, [examples[i] for i in members], end_token)
+        pairs = problem_pairs(lm, problem, [examples[i] for i in members], end_token, offset)
         digest = hashlib.sha256(repr(pairs).encode()).hexdigest()[:16]
         path = work / f"{split}-{problem.id}.npz"
         states = _cached(path, digest)
@@ -175,6 +179,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="problems of our own generator added to the training split")
     parser.add_argument("--limit", type=int, default=None, help="GSM8K problems per split (quick runs)")
     parser.add_argument("--end-token", default=END_OF_TURN, help="token ending a final-answer step")
+    parser.add_argument("--state-offset", type=int, default=0,
+                        help="read the state this many tokens before each step's last token (an "
+                             "experiment: the search reads offset 0)")
     parser.add_argument("--compare-backend", choices=("llama.cpp", "transformers"), default=None,
                         help="also score the held-out split with the head on this backend's states")
     parser.add_argument("--threads", type=int, default=None,
@@ -191,11 +198,13 @@ def main(argv: list[str] | None = None) -> int:
     seconds["load"] = time.monotonic() - started
     splits = training_problems(args.limit, args.generated, args.seed)
     examples = {name: build_examples(problems, {}, args.seed) for name, problems in splits.items()}
-    work = args.work / f"{Path(str(args.base)).name}-{args.backend}-s{args.seed}"
+    suffix = f"-s{args.seed}" + (f"-offset{args.state_offset}" if args.state_offset else "")
+    work = args.work / f"{Path(str(args.base)).name}-{args.backend}{suffix}"
     features = {}
     for name, problems in splits.items():
         t = time.monotonic()
-        features[name] = torch.from_numpy(split_features(lm, name, problems, examples[name], work, end_token))
+        features[name] = torch.from_numpy(split_features(lm, name, problems, examples[name], work, end_token,
+                                                          args.state_offset))
         seconds[f"features_{name}"] = time.monotonic() - t
         print(f"{name}: {len(problems)} problems, {len(examples[name])} prefixes, "
               f"features in {seconds[f'features_{name}']:.0f}s", flush=True)
@@ -210,6 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     meta = {
         "type": "target_probe", "base_model": args.base, "backend": args.backend,
         "hidden_size": int(weight.shape[1]), "feature": FEATURE, "layer": "final_norm",
+        "state_offset": args.state_offset,
         "seed": args.seed, "l2": l2, "train_problems": len(splits["train"]), "train_prefixes": len(train),
         "generated_problems": args.generated,
         "held_out": {k: _json_number(v) for k, v in report.items()},
@@ -220,9 +230,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.compare_backend:
         t = time.monotonic()
         other = load_target(args.base, args.compare_backend, args.threads)
-        other_work = args.work / f"{Path(str(args.base)).name}-{args.compare_backend}-s{args.seed}"
+        other_work = args.work / f"{Path(str(args.base)).name}-{args.compare_backend}{suffix}"
         x_other = torch.from_numpy(split_features(other, "tune", splits["tune"], examples["tune"], other_work,
-                                                  end_token_id(other, args.end_token)))
+                                                  end_token_id(other, args.end_token), args.state_offset))
         compared = evaluate(weight, bias, x_other, examples["tune"])
         meta[f"held_out_on_{args.compare_backend}"] = {k: _json_number(v) for k, v in compared.items()}
         seconds[f"compare_{args.compare_backend}"] = time.monotonic() - t
