@@ -125,8 +125,8 @@ class Scoring:
         self, proposals: Sequence[Proposal], states: Sequence[Any], step: int
     ) -> list[float]:
         """The probe's reward of each candidate from its state; a candidate without one (a
-        draft step no target forward read, or an empty step) goes through the probe's
-        score(): its own target forward, charged as reward time."""
+        draft step no target forward read, or a step of state_offset tokens or fewer) goes
+        through the probe's score(): its own target forward, charged as reward time."""
         have = [i for i, state in enumerate(states) if state is not None]
         rest = [i for i, state in enumerate(states) if state is None]
         rewards: dict[int, float] = {}
@@ -195,7 +195,8 @@ class Scoring:
         self, proposals: Sequence[Proposal], step: int, with_states: bool
     ) -> tuple[list[float], Optional[list[Any]]]:
         """The target's log-ratio of each candidate, from one batched prefill, and with
-        with_states the target's final hidden state at each candidate's last token."""
+        with_states the target's final hidden state where the probe reads it (state_offset
+        tokens before each candidate's last token; None for a shorter candidate)."""
         target = self.roles.model("target")
         by_parent: dict[int, list[int]] = {}  # candidates of one beam share its prefix
         for p in proposals:
@@ -206,7 +207,10 @@ class Scoring:
             list(p.candidate.token_ids) if self.pass_ids else target.encode(p.candidate.text)
             for p in proposals
         ]
-        scorer = target.score_with_states if with_states else target.score
+        scorer = target.score
+        if with_states:
+            assert self.probe is not None, "states are asked for a probe"
+            scorer = partial(target.score_with_states, offset=self.probe.state_offset)
         stats, started = self.accounts.stats, self.clock.now()
         try:
             answer = model_call(
