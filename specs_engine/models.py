@@ -129,6 +129,12 @@ class StateReward(Protocol):
         tokens before the step's last token."""
         ...
 
+    def rewards_at(self, prefixes: Sequence[Sequence[int]], steps: Sequence[Sequence[int]]) -> list[float]:
+        """The reward of each step (target token ids) after its prefix (the target's
+        prompt ids and the earlier steps' ids), from a target forward of its own: for the
+        steps the search holds no state of."""
+        ...
+
 
 @runtime_checkable
 class StateScorer(Protocol):

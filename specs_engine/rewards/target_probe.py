@@ -41,9 +41,12 @@ any model work, when its base_model is not the run's target or the target's back
 cannot return hidden states (vllm, openai: their completions API gives tokens and
 log-probs only).
 
-As a plain RewardModel (score(question, solutions): the strategies with no target
-scoring pass, e.g. rsd, beam_search on the draft, best_of_n) it asks the bound target for
-score_with_states over that layout: an extra target forward, charged as reward time.
+Steps the search holds no state of (draft steps outside a target scoring pass: rsd,
+beam_search on the draft; steps of state_offset tokens or fewer) go through rewards_at:
+the bound target's score_with_states over the search's own ids for the beam, an extra
+target forward charged as reward time. As a plain RewardModel (score(question,
+solutions): best_of_n's final scoring, callers outside the search) it does the same over
+the texts encoded, the question as a plain string (no chat template).
 """
 
 from __future__ import annotations
@@ -199,17 +202,25 @@ class TargetProbe:
         if not solutions:
             return []
         prompt = target.encode_prompt(question)
-        prefixes, continuations = [], []
-        for steps in solutions:
-            ids = [target.encode(step) for step in steps]
-            earlier = [i for step in ids[:-1] for i in step]
-            prefix, cont = read_at(prompt + earlier, ids[-1], self.state_offset)
-            prefixes.append(prefix)
-            continuations.append(cont)
-        _, states = target.score_with_states(prefixes, continuations, deadline=current_deadline())
-        if len(states) != len(solutions):
-            raise ValueError(f"target {target.name!r} returned {len(states)} states "
-                             f"for {len(solutions)} solutions")
+        prefixes, steps = [], []
+        for solution in solutions:
+            ids = [target.encode(step) for step in solution]
+            prefixes.append(prompt + [i for step in ids[:-1] for i in step])
+            steps.append(ids[-1])
+        return self.rewards_at(prefixes, steps)
+
+    def rewards_at(self, prefixes: Sequence[Sequence[int]], steps: Sequence[Sequence[int]]) -> list[float]:
+        """The reward of each step (the target's token ids) after its prefix (the target's
+        prompt ids and the earlier steps' ids), from ONE score_with_states call of the
+        bound target, at the token read_at names. The search calls it with the ids it
+        holds for candidates it has no state of (a draft step no target forward read, a
+        step of state_offset tokens or fewer); score() with the texts encoded."""
+        target = self._bound()
+        pairs = [read_at(list(prefix), list(step), self.state_offset) for prefix, step in zip(prefixes, steps)]
+        _, states = target.score_with_states([p for p, _ in pairs], [c for _, c in pairs],
+                                             deadline=current_deadline())
+        if len(states) != len(pairs):
+            raise ValueError(f"target {target.name!r} returned {len(states)} states for {len(pairs)} steps")
         return self.rewards_of(states)
 
     def _bound(self) -> Any:

@@ -61,13 +61,31 @@ def engine_on(backend, tmp_path, tiny_draft_dir, tiny_target_dir, target_gguf=No
                                        backend=backend, dtype="float32", **options)
 
 
-def searched(engine, method="specs", model="target"):
+def searched(engine, method="specs", model="target", prompt=QUESTION):
     """The run after the search, so a test reads each step's token ids."""
     budget = Budget(max_steps=4)
-    run = engine._prepare(QUESTION, method, CONFIG, budget, model, None, None, None,
+    run = engine._prepare(prompt, method, CONFIG, budget, model, None, None, None,
                           timer=RunClock(engine.clock, None, None))
     get_method(method).run(run, model)
     return run
+
+
+def checked_rewards(run, probe, reference, offset: int, tolerance: float) -> dict[str, int]:
+    """Asserts every step's reward is the probe on a separate forward's state at the token
+    its offset names (the step less its last `offset` tokens, at least one kept), over the
+    target's prompt ids and the beam's ids; returns how many steps of each source it checked."""
+    checked = {"draft": 0, "target": 0}
+    for beam in run.completed + run.beams:
+        done = []
+        for node in beam.chain():
+            if node.token_ids and node.step.reward is not None:
+                read = list(node.token_ids)[: max(1, len(node.token_ids) - offset)]  # the token read
+                state = reference.last_hidden_states([run.prompt_ids["target"] + done + read])
+                expected = probe.rewards_of(state.numpy())[0]
+                assert node.step.reward == pytest.approx(expected, abs=tolerance), node.step
+                checked[node.step.source] += 1
+            done += list(node.token_ids)
+    return checked
 
 
 @pytest.mark.parametrize("offset", [0, 1])
@@ -80,30 +98,21 @@ def test_specs_rewards_are_the_probe_on_the_targets_own_states(
     assert isinstance(engine.reward, TargetProbe) and engine.reward.target is engine.target
     assert engine.reward.state_offset == offset
     run = searched(engine)
-    checked = {"draft": 0, "target": 0}
-    for beam in run.completed + run.beams:
-        done = []
-        for node in beam.chain():
-            if node.token_ids and node.step.reward is not None:
-                read = list(node.token_ids)[: max(1, len(node.token_ids) - offset)]  # the token read
-                state = reference.last_hidden_states([run.prompt_ids["target"] + done + read])
-                expected = engine.reward.rewards_of(state.numpy())[0]
-                assert node.step.reward == pytest.approx(expected, abs=TOLERANCE[backend]), node.step
-                checked[node.step.source] += 1
-            done += list(node.token_ids)
+    checked = checked_rewards(run, engine.reward, reference, offset, TOLERANCE[backend])
     assert checked["draft"] and checked["target"], checked  # both ways of reading states ran
     assert run.stats.reward_s < run.stats.target_s  # the head's arithmetic, not a forward
 
 
 @pytest.mark.parametrize("method, model", [("rsd", "target"), ("beam_search", "draft")])
 def test_a_probe_scores_draft_steps_with_a_target_forward_of_its_own(
-    method, model, tmp_path, tiny_draft_dir, tiny_target_dir,
+    method, model, tmp_path, tiny_draft_dir, tiny_target_dir, reference,
 ):
-    engine = engine_on("transformers", tmp_path, tiny_draft_dir, tiny_target_dir)
-    result = engine.generate(QUESTION, method, CONFIG, Budget(max_steps=3), model=model)
-    rewards = [s.reward for s in result.steps if s.reward is not None]
-    assert rewards and all(0.0 < r < 1.0 for r in rewards)
-    assert result.stats.reward_s > 0
+    """Over the ids the search holds and the target's prompt as the search encoded it
+    (chat messages through the template), at the probe's offset."""
+    engine = engine_on("transformers", tmp_path, tiny_draft_dir, tiny_target_dir, state_offset=1)
+    run = searched(engine, method, model, prompt=[{"role": "user", "content": QUESTION}])
+    assert checked_rewards(run, engine.reward, reference, 1, TOLERANCE["transformers"])["draft"]
+    assert run.stats.reward_s > 0
 
 
 def test_a_probe_on_another_base_is_refused_naming_both(tmp_path, tiny_draft_dir, tiny_target_dir):

@@ -61,13 +61,13 @@ class StatesLM(ScriptedLM):
 
 
 class CountingProbe(TargetProbe):
-    """Counts calls of score(), the generic path that runs a target forward of its own."""
+    """Counts calls of rewards_at, the probe's own target forward (score() goes through it)."""
 
     score_calls = 0
 
-    def score(self, question, solutions):
+    def rewards_at(self, prefixes, steps):
         type(self).score_calls += 1
-        return super().score(question, solutions)
+        return super().rewards_at(prefixes, steps)
 
 
 def probe_dir(tmp_path, base, weight=(1.0, 0.0, 0.0), bias=0.0, state_offset=0, **meta):
@@ -132,7 +132,7 @@ def test_in_specs_the_rewards_come_from_the_states_not_a_reward_call(tmp_path, b
     probe = TargetProbe.from_directory(probe_dir(tmp_path, base))
     seen = []
     probe.rewards_of = lambda states: seen.append(len(states)) or [0.9] * len(states)  # type: ignore
-    probe.score = lambda *a: pytest.fail("the probe's own forward ran in SPECS")  # type: ignore
+    probe.rewards_at = lambda *a: pytest.fail("the probe's own forward ran in SPECS")  # type: ignore
     result = SpecsEngine(draft, target, probe.attach(target, base)).generate(
         "q", config=SpecsConfig(n=2, beam_width=2, accept_threshold=0.0), budget=Budget(max_steps=3))
     assert [(s.source, s.reward) for s in result.steps] == [("target", 0.9), ("target", 0.9), ("draft", 0.9)]
@@ -327,6 +327,7 @@ def test_the_shipped_probe_is_the_preset_targets():
         pytest.skip("specs_engine/assets/specs-probe-target is not trained yet")
     probe = TargetProbe.from_directory(resolve("specs-probe-target"))
     assert probe.base_model == "qwen2.5-coder-1.5b" and probe.hidden_size == 1536
+    assert probe.state_offset == 1  # the token before the delimiter-carrying last one
     probe.check_target("qwen2.5-coder-1.5b")
 
 
