@@ -203,6 +203,11 @@ def decode_rows(n: int, logits: Any, params: ProposalParams, limit: int, eos_ids
         active = [active[i] for i in still]
 
 
+
+def past(deadline: float | None) -> bool:
+    """Whether a time.monotonic() deadline has passed (None: there is none)."""
+    return deadline is not None and time.monotonic() >= deadline
+
 def extend_rows(rows: list[Row], active: list[int], tokens: Sequence[int], logprobs: Sequence[float],
                 params: ProposalParams, limit: int, eos_ids: Collection[int], decode: Decode) -> list[int]:
     """Append one sampled token to each active row and decide which rows stop (the round's
@@ -211,7 +216,7 @@ def extend_rows(rows: list[Row], active: list[int], tokens: Sequence[int], logpr
         rows[r].tokens.append(int(tokens[i]))
         rows[r].logprobs.append(float(logprobs[i]))
         rows[r].finish = finish_reason(rows[r], params, limit, eos_ids, decode)
-    if params.deadline is not None and time.monotonic() >= params.deadline:
+    if past(params.deadline):
         for r in active:
             rows[r].finish = rows[r].finish or "deadline"
     return [i for i, r in enumerate(active) if rows[r].finish is None]

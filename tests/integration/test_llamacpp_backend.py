@@ -167,6 +167,25 @@ def test_a_passed_deadline_returns_one_token_per_candidate(pairs):
     assert all(c.finish_reason in ("deadline", "eos", "delimiter") and len(c.token_ids) == 1 for c in cands)
 
 
+
+def test_a_passed_deadline_reads_no_states_and_spends_no_decode_on_them(pairs, monkeypatch):
+    """Out of time the search salvages the round without rewards: reading states then
+    would only overrun the budget (it cost ~0.3 s on the real 1.5B at batch 4)."""
+    llama, _ = pairs["draft"]
+    prompt = llama.encode_prompt(CHAT)
+    llama.propose([prompt], 1, ProposalParams("\n\n", 1))  # the prompt is cached from here on
+    calls = _decode_count(monkeypatch, llama)
+    late = dict(seed=0, deadline=time.monotonic() - 1)
+    [plain] = llama.propose([prompt], 3, ProposalParams("\n\n", 64, **late))
+    plain_decodes = calls[0]
+    [probed] = llama.propose([prompt], 3, ProposalParams("\n\n", 64, with_states=True, **late))
+    assert calls[0] == 2 * plain_decodes
+    assert all(c.state is None for c in probed)
+    assert [c.token_ids for c in probed] == [c.token_ids for c in plain]
+    [again] = llama.propose([prompt], 3, ProposalParams("\n\n", 4, seed=1, with_states=True))
+    assert all(c.state is not None for c in again)  # the skipped sequences went back to the pool
+
+
 STATE_EXACT = 1e-4
 """f32 KV: final hidden states agree with transformers' to float rounding (measured 2e-6)."""
 

@@ -26,8 +26,8 @@ from typing import Any, Optional, Sequence
 
 from specs_engine.call_context import check_deadline, queued
 from specs_engine.backends.candidates import (
-    Row, check_count, check_messages, check_params, check_prefix, decode_rows, group_pairs, to_candidate,
-    tokenizer_fingerprint,
+    Row, check_count, check_messages, check_params, check_prefix, decode_rows, group_pairs, past,
+    to_candidate, tokenizer_fingerprint,
 )
 from specs_engine.backends.hf.common import import_torch, import_transformers, load_model, load_tokenizer
 from specs_engine.errors import ConfigError
@@ -162,7 +162,7 @@ class TransformersLM:
         )
         self._prefixes.put(state)  # the prefix itself stays the most recently used
         candidates = [to_candidate(row, self.decode) for row in rows]
-        if params.with_states:
+        if params.with_states and not past(params.deadline):  # out of time: salvaged, no state read
             return self._with_states(state, candidates, tails, params.state_offset)
         return candidates
 

@@ -33,7 +33,7 @@ import numpy as np
 
 from specs_engine.call_context import queued
 from specs_engine.backends.candidates import (
-    Row, check_count, check_messages, check_params, check_prefix, decode_rows, group_pairs, to_candidate,
+    Row, check_count, check_messages, check_params, check_prefix, decode_rows, group_pairs, past, to_candidate,
 )
 from specs_engine.backends.llamacpp.native import KVFullError, Native, Output, Token, default_threads, import_llama_cpp
 from specs_engine.backends.llamacpp.sequences import CachedSequence, SequencePool
@@ -155,8 +155,11 @@ class LlamaCppLM:
             finished, step,
         )
         candidates = [to_candidate(row, self.decode) for row in rows]
-        if params.with_states:
+        if params.with_states and not past(params.deadline):
             candidates = self._with_states(prefix, candidates, seqs, params.state_offset)
+        elif params.with_states:  # out of time: the search salvages the round, reading no state
+            for seq in seqs:
+                self._pool.release(seq)
         self._pool.put(state)  # the prefix itself stays the most recently used
         return candidates
 
