@@ -61,3 +61,50 @@ def test_figures_give_none_for_auroc_without_both_outcomes():
     figures = vq.figures_of([C])
     assert figures["step_auroc"] is None and figures["final_step_auroc"] is None
     assert figures["prefixes"] == 2 and figures["oracle_accuracy"] == 0
+
+
+class _Problem:
+    def messages(self) -> list[dict[str, str]]:
+        return [{"role": "user", "content": "Q?"}]
+
+
+SOLUTIONS = [{"steps": ["a", "b"], "ids": [[1, 2], [3]]}, {"steps": ["c"], "ids": [[4]]}]
+
+
+def test_a_reward_model_scores_every_prefix_round_by_round():
+    asked = []
+
+    class Reward:
+        name = "fake"
+
+        def score(self, question, solutions):
+            asked.append((question, [list(s) for s in solutions]))
+            return [float(len(s)) + 0.1 * len(solutions) for s in solutions]
+
+    assert vq.prefix_rewards(Reward(), None, _Problem(), SOLUTIONS) == [[1.2, 2.1], [1.2]]
+    assert asked == [("Q?", [["a"], ["c"]]), ("Q?", [["a", "b"]])]
+
+
+def test_a_probe_reads_the_targets_forward_over_prompt_and_step_ids():
+    forwards = []
+
+    class Target:
+        def encode_prompt(self, prompt):
+            return [100, 101]
+
+        def score_with_states(self, prefixes, continuations):
+            forwards.append((prefixes, continuations))
+            return [[0.0] * len(c) for c in continuations], [float(c[-1]) for c in continuations]
+
+    class Probe:
+        name = "probe"
+
+        def rewards_of(self, states):
+            return [state / 10 for state in states]
+
+    rewards = vq.prefix_rewards(Probe(), Target(), _Problem(), SOLUTIONS)
+    assert rewards == [[0.2, 0.3], [0.4]]
+    assert forwards == [([[100, 101], [100, 101]], [[1, 2], [4]]), ([[100, 101, 1, 2]], [[3]])]
+    forwards.clear()  # an empty step: the state at the end of what precedes it
+    assert vq.prefix_rewards(Probe(), Target(), _Problem(), [{"steps": [""], "ids": [[]]}]) == [[10.1]]
+    assert forwards == [([[100]], [[101]])]
