@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks"), str(ROOT / "scripts")]
 
 from artefact import RESULTS, write_artefact  # noqa: E402
+import torch  # noqa: E402
 from train_reward import auroc  # noqa: E402
 
 from specs_engine.answers import extract_answer  # noqa: E402
@@ -192,16 +193,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=4, help="draft solutions per problem")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="llama.cpp and torch threads (default 1: on a shared machine, more "
+                             "threads than free cores stall at every token's barrier)")
     args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)  # the value heads' transformers forwards
     config = SpecsConfig(n=args.n, temperature=0.7, delimiter="\n\n", max_step_tokens=64, seed=args.seed)
     budget = Budget(max_steps=12, max_new_tokens=512)
     problems = load_problems("tune", limit=args.limit)
     with bench.exclusive(args.out):
         bench.check_settings(args.out, bench.settings("tune", config, budget, {
-            "draft": DRAFT, "target": TARGET, "backend": BACKEND, "sampler": "best_of_n:draft"}))
-        draft = load_language_model(DRAFT, backend=BACKEND)
+            "draft": DRAFT, "target": TARGET, "backend": BACKEND, "sampler": "best_of_n:draft",
+            "n_threads": args.threads}))
+        draft = load_language_model(DRAFT, backend=BACKEND, n_threads=args.threads)
         sample_all(draft, problems, config, budget, args.out)
-        target = load_language_model(TARGET, backend=BACKEND)
+        target = load_language_model(TARGET, backend=BACKEND, n_threads=args.threads)
         if draft.tokenizer_fingerprint != target.tokenizer_fingerprint:
             raise ConfigError(f"{DRAFT} and {TARGET} tokenize differently: the draft's ids are not the target's")
         for name in args.rewards:
