@@ -61,7 +61,11 @@ OUT = RESULTS / "verifier_quality"
 def sample_problem(draft: LanguageModel, problem: Problem, config: SpecsConfig,
                    budget: Budget) -> list[dict[str, Any]]:
     """config.n draft solutions, written by best-of-n's own rounds (a constant reward: the
-    samples do not depend on it), each with its steps' texts and token ids and outcome."""
+    samples do not depend on it), each with its steps' texts and token ids and outcome.
+    From an empty prefix cache: llama.cpp's logits differ in the last bits when a prefix
+    comes from the cache, which changes samples; cleared, a problem's samples depend on
+    the seed and thread count only, so a resumed run writes what an uninterrupted one does."""
+    draft.clear_cache()
     prompt = problem.messages()
     with ThreadPoolExecutor(max_workers=1) as pool:
         run = SearchRun(Roles(draft, None, CallableReward(lambda q, steps: 0.0, "none"), pool),
