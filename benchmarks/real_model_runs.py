@@ -96,7 +96,7 @@ def preset_cache_times() -> dict[str, Any]:
         path = sources.resolve(name).load_target
         converted = time.perf_counter() - started
         entry = {"build_s": converted}
-        if name != "specs-prm":
+        if name not in sources.ASSETS:  # reward heads are tensors, not models to load
             started = time.perf_counter()
             TransformersLM.from_pretrained(path)
             entry["load_s"] = time.perf_counter() - started

@@ -35,7 +35,7 @@ class SpecsEngine:
 
     Example:
         engine = SpecsEngine.from_pretrained(draft="qwen2.5-coder-0.5b",
-                                             target="qwen2.5-coder-1.5b", reward="specs-prm")
+                                             target="qwen2.5-coder-1.5b", reward="specs-probe-target")
         result = engine.generate("What is 12 * 7?", budget=Budget(latency_s=20))
         print(result.answer, result.stats.steps_from_draft)
 
@@ -91,7 +91,7 @@ class SpecsEngine:
         if preset is not None:
             from specs_engine.sources import resolve_preset
 
-            roles = resolve_preset(preset)
+            roles = resolve_preset(preset, backend)
             draft, target = draft or roles["draft"], target or roles["target"]
             reward = reward or roles["reward"]
         backend = choose_backend(backend, [loc for loc in (draft, target) if loc is not None], device)

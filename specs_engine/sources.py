@@ -13,7 +13,10 @@ A model argument is resolved in this order:
 3. anything else that looks like ``owner/name``: a hub id, left to the backend.
 
 A preset names all three roles at once: ``resolve_preset("qwen2.5-coder")`` gives
-``{"draft": "qwen2.5-coder-0.5b", "target": "qwen2.5-coder-1.5b", "reward": "specs-prm"}``.
+``{"draft": "qwen2.5-coder-0.5b", "target": "qwen2.5-coder-1.5b", "reward": "specs-probe-target"}``;
+``resolve_preset("qwen2.5-coder", backend="vllm")`` gives the reward that backend can run
+(``specs-prm``: the probe reads the target's hidden states, which vLLM and OpenAI-compatible
+servers do not return).
 
 The cache is written atomically (a staging directory renamed into place, with a completion
 marker holding the source hash and every file's size and sha256), so a truncated or
@@ -134,9 +137,12 @@ PRESETS: dict[str, dict[str, str]] = {
     "qwen2.5-coder": {
         "draft": "qwen2.5-coder-0.5b",
         "target": "qwen2.5-coder-1.5b",
-        "reward": "specs-prm",
+        "reward": "specs-probe-target",
+        "reward_without_states": "specs-prm",
     },
 }
+"""Each preset's draft, target and reward; "reward_without_states" is the reward for
+backends whose target returns no hidden states (the probe reads them)."""
 
 Converter = Callable[[Path, str, Path], None]
 """convert(source_dir, gguf_file, out_dir): turn the verified GGUF into a loadable directory."""
@@ -175,13 +181,18 @@ def known_names() -> list[str]:
     return sorted([*PRESETS, *REGISTRY, *ASSETS])
 
 
-def resolve_preset(name: str) -> dict[str, str]:
-    """The three role locations (draft, target, reward) of a named preset."""
+def resolve_preset(name: str, backend: str | None = None) -> dict[str, str]:
+    """The three role locations (draft, target, reward) of a named preset, with the reward
+    the backend can run (None: the automatic choice, llama.cpp or transformers)."""
+    from specs_engine.rewards.target_probe import NO_STATE_BACKENDS
+
     if name not in PRESETS:
         raise ConfigError(
             f"preset={name!r} is unknown: known presets are {', '.join(sorted(PRESETS))}"
         )
-    return dict(PRESETS[name])
+    preset = PRESETS[name]
+    reward = preset["reward_without_states"] if backend in NO_STATE_BACKENDS else preset["reward"]
+    return {"draft": preset["draft"], "target": preset["target"], "reward": reward}
 
 
 def resolve(
@@ -209,7 +220,7 @@ def resolve(
     if text in PRESETS:
         raise ConfigError(
             f"model location={text!r} is a preset of three roles, not one model: use "
-            f"resolve_preset({text!r}) -> {PRESETS[text]}"
+            f"resolve_preset({text!r}) -> {resolve_preset(text)}"
         )
     if _looks_like_hub_id(text):
         return ResolvedModel(text, "hub", None, hub_id=text)

@@ -244,7 +244,7 @@ class SpecsFields(BaseModel):
     def _locations(self) -> dict[str, Any]:
         from specs_engine.sources import resolve_preset
 
-        base = resolve_preset(self.preset) if self.preset else {}
+        base = resolve_preset(self.preset, self.backend) if self.preset else {}
         return {role: getattr(self, role) or base.get(role) for role in ("draft", "target", "reward")}
 
 

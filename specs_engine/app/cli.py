@@ -94,10 +94,10 @@ def models(args: argparse.Namespace) -> dict[str, Optional[str]]:
     that will run them: the one chosen when --backend is not given, so a bench folder
     records the runtime its rows ran on and refuses to mix in rows from another."""
     from specs_engine.backends import choose_backend
-    from specs_engine.sources import PRESETS
+    from specs_engine.sources import PRESETS, resolve_preset
 
     preset = args.preset or (None if args.draft or args.target else DEFAULT_PRESET)
-    roles = PRESETS.get(preset or "", {})  # an unknown preset is refused when models load
+    roles = resolve_preset(preset, args.backend) if preset in PRESETS else {}  # unknown: refused at load
     locations = [loc for loc in (args.draft or roles.get("draft"), args.target or roles.get("target")) if loc]
     return {"preset": preset, "draft": args.draft, "target": args.target, "reward": args.reward,
             "backend": choose_backend(args.backend, locations, "cpu"), "dtype": args.dtype}

