@@ -132,6 +132,22 @@ def final_auroc(problems: Iterable[dict]) -> float:
     return auroc([r for r, _ in pairs], [int(ok) for _, ok in pairs])
 
 
+def within_problem_auroc(problems: Iterable[dict]) -> float:
+    """Last-step rewards of right against wrong solutions of the same problem only (the
+    pooled AUROCs also reward telling easy problems from hard ones; selection needs this):
+    the problems' AUROCs weighted by their (right, wrong) pairs."""
+    weighted = []
+    for p in problems:
+        finals = [rs[-1] for rs in p["rewards"]]
+        labels = [int(s["correct"]) for s in p["solutions"]]
+        pairs = sum(labels) * (len(labels) - sum(labels))
+        if pairs:
+            weighted.append((auroc(finals, labels), pairs))
+    if not weighted:
+        return math.nan
+    return sum(a * w for a, w in weighted) / sum(w for _, w in weighted)
+
+
 def picked(problem: dict) -> bool:
     """Whether the solution with the highest last-step reward is right (the first on a tie,
     as max() picks in the search)."""
@@ -159,6 +175,7 @@ def selection(problems: Sequence[dict]) -> dict[str, Any]:
 def figures_of(problems: Sequence[dict]) -> dict[str, Any]:
     """A reward's figures over problems (each: solutions and their prefix rewards)."""
     return {"step_auroc": _number(step_auroc(problems)), "final_step_auroc": _number(final_auroc(problems)),
+            "within_problem_final_auroc": _number(within_problem_auroc(problems)),
             "prefixes": sum(len(rs) for p in problems for rs in p["rewards"]), **selection(problems)}
 
 

@@ -36,6 +36,11 @@ def test_final_step_auroc_reads_only_last_steps():
     assert vq.final_auroc([A, B]) == pytest.approx(5 / 6)
 
 
+def test_within_problem_auroc_pairs_right_and_wrong_of_one_problem_only():
+    # A: 0.9 > 0.3 (1 pair won); B: 0.4 against 0.8 and 0.1 (1 of 2); C: no pair
+    assert vq.within_problem_auroc([A, B, C]) == pytest.approx(2 / 3)
+
+
 def test_auroc_counts_a_tie_as_half():
     tied = _problem([True, False], [[0.5], [0.5]])
     assert vq.final_auroc([tied]) == pytest.approx(0.5)
@@ -60,6 +65,7 @@ def test_best_of_n_takes_the_first_solution_on_a_tie():
 def test_figures_give_none_for_auroc_without_both_outcomes():
     figures = vq.figures_of([C])
     assert figures["step_auroc"] is None and figures["final_step_auroc"] is None
+    assert figures["within_problem_final_auroc"] is None
     assert figures["prefixes"] == 2 and figures["oracle_accuracy"] == 0
 
 
