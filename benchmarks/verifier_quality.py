@@ -44,7 +44,7 @@ from specs_engine.app.data.gsm8k import Problem, load_problems  # noqa: E402
 from specs_engine.backends import load_language_model, load_reward_model  # noqa: E402
 from specs_engine.config import Budget, SpecsConfig  # noqa: E402
 from specs_engine.errors import ConfigError  # noqa: E402
-from specs_engine.models import LanguageModel, RewardModel, StateReward  # noqa: E402
+from specs_engine.models import LanguageModel, StateReward  # noqa: E402
 from specs_engine.rewards.callable_reward import CallableReward  # noqa: E402
 from specs_engine.search.best_of_n import run_best_of_n  # noqa: E402
 from specs_engine.search.clock import RunClock  # noqa: E402
@@ -232,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
         if draft.tokenizer_fingerprint != target.tokenizer_fingerprint:
             raise ConfigError(f"{DRAFT} and {TARGET} tokenize differently: the draft's ids are not the target's")
         for name in args.rewards:
-            score_all(name, load_reward(name, target), target, problems, args.out)
+            score_all(name, target, problems, args.out)
         figures = derive(args.out, [p.id for p in problems], args.rewards)
     path = write_artefact("figures", figures, out_dir=args.out,
                           notes=f"{args.n} draft samples per tune problem ({SAMPLES}), every step "
@@ -257,13 +257,13 @@ def sample_all(draft: LanguageModel, problems: Sequence[Problem], config: SpecsC
         print(f"sampled {number}/{len(problems)} {problem.id}: {right}/{len(solutions)} right", flush=True)
 
 
-def score_all(name: str, reward: RewardModel, target: LanguageModel, problems: Sequence[Problem],
-              out: Path) -> None:
+def score_all(name: str, target: LanguageModel, problems: Sequence[Problem], out: Path) -> None:
+    """The prefix rewards of the problems scores.jsonl lacks for this reward (loaded only then)."""
     samples = {row["problem"]: row for row in read_jsonl(out / SAMPLES)}
     done = {row["problem"] for row in read_jsonl(out / SCORES) if row["reward"] == name}
-    for number, problem in enumerate(problems, 1):
-        if problem.id in done:
-            continue
+    todo = [(number, problem) for number, problem in enumerate(problems, 1) if problem.id not in done]
+    reward = load_reward(name, target) if todo else None
+    for number, problem in todo:
         started = time.monotonic()
         rewards = prefix_rewards(reward, target, problem, samples[problem.id]["solutions"])
         append_jsonl(out / SCORES, {"reward": name, "problem": problem.id,
