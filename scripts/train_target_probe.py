@@ -12,15 +12,17 @@ ids of the question (target.encode_prompt(problem.messages()): the chat template
 the system prompt it adds), continuation = the steps' token ids, each step encoded as the
 search keeps it (its text plus the "\n\n" delimiter it stopped at; a step with the final
 \boxed{} answer ends with the end-of-turn token instead, as a candidate that ended the
-solution does), and the state is read at the continuation's last token. One problem's
-examples are one score_with_states call: step k's good and bad versions share the prefix
+solution does), and the state is read at the continuation's last token, the continuation
+being the step less its last --state-offset tokens (at least one kept): the token whose
+state score_with_states(offset=N) reads off the whole step (rewards.target_probe.read_at,
+which the probe's own score() uses). One problem's examples are one score_with_states call: step k's good and bad versions share the prefix
 prompt + steps 1..k-1, which the previous group's scoring left cached whole, so each
 token is fed once and the prompt once per problem.
 
 Features are cached per problem under --work (a rerun skips finished problems; a file is
 used only when its examples' token ids hash alike). One seed reproduces the run.
 
-    python scripts/train_target_probe.py --generated 200        # llama.cpp, qwen2.5-coder-1.5b
+    python scripts/train_target_probe.py --state-offset 1       # llama.cpp, qwen2.5-coder-1.5b
 """
 
 from __future__ import annotations
@@ -47,14 +49,21 @@ from train_reward import (  # noqa: E402
 from specs_engine import sources  # noqa: E402
 from specs_engine.answers import has_final_answer  # noqa: E402
 from specs_engine.app.data.gsm8k import Problem  # noqa: E402
+from specs_engine.rewards.target_probe import read_at  # noqa: E402
 
 BASE_MODEL = "qwen2.5-coder-1.5b"
 BACKEND = "llama.cpp"
 DELIMITER = "\n\n"
 END_OF_TURN = "<|im_end|>"
-FEATURE = ("final (post-norm) hidden state of the target at the last token of the step, from "
-           "score_with_states(prompt ids + earlier steps' ids, the step's ids): each step its text "
-           "+ '\\n\\n', a step with the final \\boxed{} answer its text + <|im_end|>")
+
+
+def feature(offset: int) -> str:
+    """The json's description of the state the head reads."""
+    where = "the last token of the step" if offset == 0 else (
+        f"the step's token {offset} before its last (its first token when it is shorter)")
+    return (f"final (post-norm) hidden state of the target at {where}, from score_with_states(prompt "
+            "ids + earlier steps' ids, the step's ids, offset=state_offset): each step its text + "
+            "'\\n\\n', a step with the final \\boxed{} answer its text + <|im_end|>")
 
 
 # --- the search's layout --------------------------------------------------------------------
@@ -72,12 +81,11 @@ def layout(lm: Any, prompt: Sequence[int], steps: Sequence[str], end_token: int,
            offset: int = 0) -> tuple[list[int], list[int]]:
     """(prefix, continuation) of one example: the prompt and the earlier steps; the last
     step, less its last `offset` tokens (at least one kept), so the state is read `offset`
-    tokens before the step's end (0: at its last token, where score_with_states reads it)."""
+    tokens before the step's end (0: at its last token), as the probe's score() reads it."""
     prefix = list(prompt)
     for step in steps[:-1]:
         prefix += step_ids(lm, step, end_token)
-    last = step_ids(lm, steps[-1], end_token)
-    return prefix, last[: max(1, len(last) - offset)]
+    return read_at(prefix, step_ids(lm, steps[-1], end_token), offset)
 
 
 def end_token_id(lm: Any, text: str) -> int:
@@ -180,8 +188,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=None, help="GSM8K problems per split (quick runs)")
     parser.add_argument("--end-token", default=END_OF_TURN, help="token ending a final-answer step")
     parser.add_argument("--state-offset", type=int, default=0,
-                        help="read the state this many tokens before each step's last token (an "
-                             "experiment: the search reads offset 0)")
+                        help="read the state this many tokens before each step's last token (the "
+                             "json's state_offset, which the search then reads; 1 for the shipped probe)")
     parser.add_argument("--compare-backend", choices=("llama.cpp", "transformers"), default=None,
                         help="also score the held-out split with the head on this backend's states")
     parser.add_argument("--threads", type=int, default=None,
@@ -218,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     seconds["fit"] = time.monotonic() - t
     meta = {
         "type": "target_probe", "base_model": args.base, "backend": args.backend,
-        "hidden_size": int(weight.shape[1]), "feature": FEATURE, "layer": "final_norm",
+        "hidden_size": int(weight.shape[1]), "feature": feature(args.state_offset), "layer": "final_norm",
         "state_offset": args.state_offset,
         "seed": args.seed, "l2": l2, "train_problems": len(splits["train"]), "train_prefixes": len(train),
         "generated_problems": args.generated,

@@ -258,9 +258,11 @@ class SpecsEngine:
         config = _as_settings(SpecsConfig, config, "config")
         roles = self._roles_for(method, model)
         stop = _check_stop(stop)
+        reward = self.reward if "reward" in get_method(method).needs else None  # greedy: none
+        if isinstance(reward, TargetProbe) and "target" not in roles:
+            roles.append("target")  # the probe reads the beams through the target's own forward
         prompt_ids = {role: self._encode_checked(role, prompt) for role in roles}
         pass_ids = self._pass_ids(config, roles)
-        reward = self.reward if "reward" in get_method(method).needs else None  # greedy: none
         return SearchRun(
             Roles(self.draft, self.target, reward, self._executor),
             prompt_ids, question_of(prompt), config, budget,

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal, Mapping, Optional, Protocol, Sequence, Union, runtime_checkable
 
+from specs_engine.errors import ConfigError
+
 Prompt = Union[str, Sequence[Mapping[str, str]]]
 """A plain string, or chat messages ({"role": ..., "content": ...}) for a chat template."""
 
@@ -36,8 +38,12 @@ class ProposalParams:
     deadline: float | None = None
     """time.monotonic() value after which decoding stops and returns what it has."""
     with_states: bool = False
-    """Also return each candidate's final hidden state at its last token (Candidate.state),
-    for a reward that reads the proposer's own forward (a StateScorer backend only)."""
+    """Also return each candidate's final hidden state (Candidate.state), `state_offset`
+    tokens before its last, for a reward that reads the proposer's own forward (a
+    StateScorer backend only)."""
+    state_offset: int = 0
+    """With with_states: read the state this many tokens before a candidate's last token
+    (0: at the last token); a candidate of state_offset tokens or fewer gets None."""
 
 
 @dataclass(frozen=True)
@@ -50,8 +56,9 @@ class Candidate:
     """Log-probs of the sampled tokens under the distribution they were sampled from."""
     finish_reason: FinishReason
     state: Optional[Any] = field(default=None, compare=False, repr=False)
-    """float32 [hidden]: the model's final (post-norm) hidden state at the step's last
-    token, when ProposalParams.with_states asked for it; None otherwise."""
+    """float32 [hidden]: the model's final (post-norm) hidden state at the step's token
+    ProposalParams.state_offset before its last, when with_states asked for it; None
+    otherwise (or when the step is too short to have that token)."""
 
     @property
     def ends_solution(self) -> bool:
@@ -114,9 +121,18 @@ class StateReward(Protocol):
     made with_states) it asks rewards_of instead of score, and runs no reward model."""
 
     name: str
+    state_offset: int
+    """Which state it reads: this many tokens before a step's last token (0: the last)."""
 
     def rewards_of(self, states: Sequence[Any]) -> list[float]:
-        """The reward of each step from the target's final hidden state at its last token."""
+        """The reward of each step from the target's final hidden state, state_offset
+        tokens before the step's last token."""
+        ...
+
+    def rewards_at(self, prefixes: Sequence[Sequence[int]], steps: Sequence[Sequence[int]]) -> list[float]:
+        """The reward of each step (target token ids) after its prefix (the target's
+        prompt ids and the earlier steps' ids), from a target forward of its own: for the
+        steps the search holds no state of."""
         ...
 
 
@@ -133,7 +149,18 @@ class StateScorer(Protocol):
         continuations: Sequence[Sequence[int]],
         *,
         deadline: float | None = None,
+        offset: int = 0,
     ) -> tuple[list[list[float]], list[Any]]:
         """score()'s per-token log-probs, plus for each pair the final (post-norm) hidden
-        state at the continuation's last token (float32 numpy [hidden]), from the same forward."""
+        state at continuation index len(continuation) - 1 - offset (float32 numpy [hidden];
+        None when the continuation has offset tokens or fewer), from the same forward."""
         ...
+
+
+def check_state_offset(offset: Any, name: str) -> int:
+    """offset itself when it is a non-negative int (which state a probe reads); else a
+    clear ConfigError naming the argument."""
+    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+        raise ConfigError(f"{name}={offset!r} is not allowed: give a non-negative integer (the tokens "
+                          "between the state read and the step's last token; 0: the last token)")
+    return offset

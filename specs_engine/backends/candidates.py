@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Collection, Mapping, Optional, Sequence
 
 from specs_engine.errors import ConfigError
-from specs_engine.models import Candidate, FinishReason, ProposalParams
+from specs_engine.models import Candidate, FinishReason, ProposalParams, check_state_offset
 
 Decode = Callable[[Sequence[int]], str]
 
@@ -43,6 +43,7 @@ def check_params(params: Any) -> None:
         raise ConfigError(f"top_p={params.top_p!r} is not allowed: it must be in (0, 1]")
     if any(not isinstance(s, str) or not s for s in params.stop):
         raise ConfigError(f"stop={params.stop!r} is not allowed: stop strings must be non-empty strings")
+    check_state_offset(params.state_offset, "state_offset")
 
 
 def check_pairs(prefixes: Sequence[Any], continuations: Sequence[Any]) -> None:

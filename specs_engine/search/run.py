@@ -142,6 +142,7 @@ class SearchRun:
         model = self.roles.model(role)
         prefixes = [self.prefix(role, beam) for beam in beams]
         limits = [max(self._token_room(beam, len(p), model), 1) for beam, p in zip(beams, prefixes)]
+        probe = self.scoring.probe if role == "target" else None  # it reads the target's own decode
         params = ProposalParams(
             delimiter=self.config.delimiter,
             max_new_tokens=max(limits),
@@ -151,7 +152,8 @@ class SearchRun:
             seed=self.rng.getrandbits(31),
             stop=self.stop,
             deadline=self.timer.proposal_deadline(),
-            with_states=role == "target" and self.scoring.probe is not None,  # the probe's input
+            with_states=probe is not None,
+            state_offset=probe.state_offset if probe is not None else 0,
         )
         started = self.clock()
         per_prefix: list[Sequence[Candidate]] = [()] * len(beams)

@@ -125,29 +125,38 @@ class Scoring:
         self, proposals: Sequence[Proposal], states: Sequence[Any], step: int
     ) -> list[float]:
         """The probe's reward of each candidate from its state; a candidate without one (a
-        draft step no target forward read, or an empty step) goes through the probe's
-        score(): its own target forward, charged as reward time."""
+        draft step no target forward read, or a step of state_offset tokens or fewer) gets
+        the probe's own target forward over the beam's target ids (rewards_at: the prompt
+        as the search encoded it, the tokens as written), charged as reward time."""
+        assert self.probe is not None, "only a reward that reads states is handed them"
         have = [i for i, state in enumerate(states) if state is not None]
         rest = [i for i, state in enumerate(states) if state is None]
         rewards: dict[int, float] = {}
         if have:
-            rewards.update(zip(have, self._rewards_of_states([states[i] for i in have], step)))
+            rewards.update(zip(have, self._probe_call(step, self.probe.rewards_of, [states[i] for i in have])))
         if rest:
-            rewards.update(zip(rest, self.rewards(solutions_of([proposals[i] for i in rest]), step)))
+            target = self.roles.model("target")
+            prefixes = [self.prefix("target", proposals[i].parent) for i in rest]
+            steps = [self._target_ids(target, proposals[i]) for i in rest]
+            rewards.update(zip(rest, self._probe_call(step, self.probe.rewards_at, prefixes, steps)))
         return [rewards[i] for i in range(len(proposals))]
 
-    def _rewards_of_states(self, states: Sequence[Any], step: int) -> list[float]:
-        """The probe's head on the target's states: its time is the reward's."""
-        assert self.probe is not None, "only a reward that reads states is handed them"
+    def _probe_call(self, step: int, method: Callable[..., Sequence[float]], *args: Sequence[Any]) -> list[float]:
+        """One call of the probe (its head on states, or its own target forward), one
+        reward per item of the last argument: its time is the reward's."""
+        assert self.probe is not None, "only a reward that reads states is called so"
         started = self.clock.now()
         try:
-            values = model_call("reward", self.probe.name, step, self.probe.rewards_of, states)
+            values = model_call("reward", self.probe.name, step, method, *args)
+        except DeadlineExceededError:
+            self.accounts.stats.reward_cut = True
+            raise
         finally:
             elapsed = self.clock.now() - started
             self.accounts.stats.reward_s += elapsed
             self.accounts.busy_s += elapsed
         self.clock.record("reward", elapsed)
-        return self._checked(values, len(states), self.probe.name, step)
+        return self._checked(values, len(args[-1]), self.probe.name, step)
 
     def rewards(self, solutions: list[list[str]], step: int, charge_busy: bool = True) -> list[float]:
         """The reward of each solution, checked to be finite (and >= 0 as vote weights)."""
@@ -188,6 +197,12 @@ class Scoring:
         except FutureTimeout:
             raise DeadlineExceededError(f"reward model {reward.name!r} was still scoring at the deadline") from None
 
+    def _target_ids(self, target: Any, proposal: Proposal) -> list[int]:
+        """A candidate's tokens as the target reads them: its own ids when the tokenizers
+        match, else its text encoded by the target."""
+        candidate = proposal.candidate
+        return list(candidate.token_ids) if self.pass_ids else target.encode(candidate.text)
+
     def _target_log_ratios(self, proposals: Sequence[Proposal], step: int) -> list[float]:
         return self._target_scores(proposals, step, with_states=False)[0]
 
@@ -195,18 +210,19 @@ class Scoring:
         self, proposals: Sequence[Proposal], step: int, with_states: bool
     ) -> tuple[list[float], Optional[list[Any]]]:
         """The target's log-ratio of each candidate, from one batched prefill, and with
-        with_states the target's final hidden state at each candidate's last token."""
+        with_states the target's final hidden state where the probe reads it (state_offset
+        tokens before each candidate's last token; None for a shorter candidate)."""
         target = self.roles.model("target")
         by_parent: dict[int, list[int]] = {}  # candidates of one beam share its prefix
         for p in proposals:
             if id(p.parent) not in by_parent:
                 by_parent[id(p.parent)] = self.prefix("target", p.parent)
         prefixes = [by_parent[id(p.parent)] for p in proposals]
-        continuations = [
-            list(p.candidate.token_ids) if self.pass_ids else target.encode(p.candidate.text)
-            for p in proposals
-        ]
-        scorer = target.score_with_states if with_states else target.score
+        continuations = [self._target_ids(target, p) for p in proposals]
+        scorer = target.score
+        if with_states:
+            assert self.probe is not None, "states are asked for a probe"
+            scorer = partial(target.score_with_states, offset=self.probe.state_offset)
         stats, started = self.accounts.stats, self.clock.now()
         try:
             answer = model_call(

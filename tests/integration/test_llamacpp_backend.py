@@ -10,6 +10,7 @@ runtime exactly (positions, shared cells, batching) and f16 once to pin the defa
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import math
 import sys
@@ -190,35 +191,46 @@ def _hf_state(hf, ids) -> np.ndarray:
         return hf.model(torch.tensor([list(ids)]), output_hidden_states=True).hidden_states[-1][0, -1].numpy()
 
 
-def test_score_with_states_gives_score_and_the_transformers_states(pairs):
+@pytest.mark.parametrize("offset", [0, 1])
+def test_score_with_states_gives_score_and_the_transformers_states(pairs, offset):
+    """The state `offset` tokens before each continuation's last: a plain forward's state
+    at that position; None for a continuation of offset tokens or fewer ("\n\n" is one)."""
     llama, hf = pairs["target"]
     first, second = hf.encode_prompt(CHAT), hf.encode_prompt("Cara has 5 books.")
     conts = [hf.encode(" Ann starts with 3 apples.\n\n"), hf.encode("\n\n"), [], hf.encode(" 5 + 2 = 7")]
     prefixes = [first, first, first, second]
-    scores, states = llama.score_with_states(prefixes, conts)
+    scores, states = llama.score_with_states(prefixes, conts, offset=offset)
     assert _max_gap(scores, llama.score(prefixes, conts)) < 1e-5  # other KV cells: rounding
-    assert states[2] is None and scores[2] == []
+    assert states[2] is None and scores[2] == [] and len(conts[1]) == 1
     for prefix, cont, state in zip(prefixes, conts, states):
-        if cont:
+        if len(cont) <= offset:
+            assert state is None
+        else:
             assert state.dtype == np.float32 and state.shape == (hf.model.config.hidden_size,)
-            assert np.abs(state - _hf_state(hf, prefix + cont)).max() < STATE_EXACT
+            assert np.abs(state - _hf_state(hf, prefix + cont[: len(cont) - offset])).max() < STATE_EXACT
+    with pytest.raises(ConfigError, match="offset=-1 is not allowed: give a non-negative integer"):
+        llama.score_with_states(prefixes, conts, offset=-1)
 
 
 def test_score_with_states_makes_no_more_decodes_than_score(gguf_dirs, monkeypatch):
     counts = []
-    for states in (False, True):
+    for offset in (None, 0, 1):  # None: plain score
         llama = _llama(gguf_dirs["target"], kv_type="f32")
-        score = llama.score_with_states if states else llama.score
+        score = llama.score if offset is None else functools.partial(llama.score_with_states, offset=offset)
         prefix = llama.encode_prompt(CHAT)
         conts = [llama.encode(t) for t in (" Ann has 3.\n\n", " 3 + 4 = 7", "7")]
         calls = _decode_count(monkeypatch, llama)
         score([prefix] * 3, conts)
         score([prefix + conts[0]] * 2, conts[1:])
         counts.append(calls[0])
-    assert counts[0] == counts[1] == 3  # the prompt's prefill, then one batch per call
+    assert counts == [3, 3, 3]  # the prompt's prefill, then one batch per call
 
 
-def test_proposals_with_states_are_the_same_candidates_with_the_transformers_states(pairs, monkeypatch):
+@pytest.mark.parametrize("offset", [0, 1])
+def test_proposals_with_states_are_the_same_candidates_with_the_transformers_states(pairs, monkeypatch, offset):
+    """Each candidate's state `offset` tokens before its last token, from ONE extra
+    batched decode (feeding each candidate's last offset + 1 tokens); a plain forward's
+    state at that position, or None for a candidate of offset tokens or fewer."""
     llama, hf = pairs["draft"]
     prefix = tuple(hf.encode_prompt(CHAT))
     settings = dict(delimiter="\n\n", max_new_tokens=16, seed=5, temperature=1.5, stop=(" has", "5", "apples"))
@@ -226,15 +238,16 @@ def test_proposals_with_states_are_the_same_candidates_with_the_transformers_sta
     calls = _decode_count(monkeypatch, llama)
     [plain] = llama.propose([prefix], 6, ProposalParams(**settings))
     plain_decodes = calls[0]
-    [probed] = llama.propose([prefix], 6, ProposalParams(with_states=True, **settings))
+    [probed] = llama.propose([prefix], 6, ProposalParams(with_states=True, state_offset=offset, **settings))
     assert calls[0] - plain_decodes == plain_decodes + 1  # the same decodes, and one for the states
     assert [(c.token_ids, c.finish_reason) for c in probed] == [(c.token_ids, c.finish_reason) for c in plain]
     assert _max_gap([c.token_logprobs for c in probed], [c.token_logprobs for c in plain]) < 1e-5
     assert all(c.state is None for c in plain)
     assert "stop" in {c.finish_reason for c in probed} and len({len(c.token_ids) for c in probed}) > 1
     for cand in probed:
-        if cand.token_ids:
-            assert np.abs(cand.state - _hf_state(hf, prefix + cand.token_ids)).max() < STATE_EXACT
+        if len(cand.token_ids) > offset:
+            read = prefix + cand.token_ids[: len(cand.token_ids) - offset]
+            assert np.abs(cand.state - _hf_state(hf, read)).max() < STATE_EXACT
         else:
             assert cand.state is None
     before = llama.prefill_tokens

@@ -1,7 +1,8 @@
 """The target probe end to end on the tiny real models, on transformers and on llama.cpp:
 every step's reward (from the target's scoring forward for draft steps, from the
 target's own decode for its steps) equals the probe applied to the hidden state of a
-separate transformers forward over the same tokens."""
+separate transformers forward over the same tokens, at the token its state_offset names
+(0: a step's last token; 1: the one before, as the shipped probe reads)."""
 
 from __future__ import annotations
 
@@ -25,9 +26,10 @@ TOLERANCE = {"transformers": 1e-4, "llama.cpp": 2e-3}
 only; llama.cpp with f32 KV cells from transformers by its kernels' rounding."""
 
 
-def save_probe(directory, base, hidden: int):
+def save_probe(directory, base, hidden: int, state_offset: int = 0):
     rng = np.random.default_rng(7)
-    return TargetProbe(rng.normal(0.0, 0.5, hidden), 0.1, base_model=str(base)).save(directory)
+    probe = TargetProbe(rng.normal(0.0, 0.5, hidden), 0.1, base_model=str(base), state_offset=state_offset)
+    return probe.save(directory)
 
 
 @pytest.fixture(scope="module")
@@ -48,57 +50,69 @@ def target_gguf(tmp_path_factory, tiny_target_dir, tiny_draft_dir):
     return dirs
 
 
-def engine_on(backend, tmp_path, tiny_draft_dir, tiny_target_dir, target_gguf=None):
+def engine_on(backend, tmp_path, tiny_draft_dir, tiny_target_dir, target_gguf=None, state_offset=0):
     if backend == "llama.cpp":
         draft, target = target_gguf["draft"], target_gguf["target"]
         options = dict(n_threads=1, kv_type="f32")
     else:
         draft, target, options = tiny_draft_dir, tiny_target_dir, {}
-    probe = save_probe(tmp_path / "probe", target, hidden=64)
+    probe = save_probe(tmp_path / "probe", target, hidden=64, state_offset=state_offset)
     return SpecsEngine.from_pretrained(draft=str(draft), target=str(target), reward=str(probe),
                                        backend=backend, dtype="float32", **options)
 
 
-def searched(engine, method="specs", model="target"):
+def searched(engine, method="specs", model="target", prompt=QUESTION):
     """The run after the search, so a test reads each step's token ids."""
     budget = Budget(max_steps=4)
-    run = engine._prepare(QUESTION, method, CONFIG, budget, model, None, None, None,
+    run = engine._prepare(prompt, method, CONFIG, budget, model, None, None, None,
                           timer=RunClock(engine.clock, None, None))
     get_method(method).run(run, model)
     return run
 
 
-@pytest.mark.parametrize("backend", ["transformers", "llama.cpp"])
-def test_specs_rewards_are_the_probe_on_the_targets_own_states(
-    backend, tmp_path, tiny_draft_dir, tiny_target_dir, reference, request,
-):
-    gguf = request.getfixturevalue("target_gguf") if backend == "llama.cpp" else None
-    engine = engine_on(backend, tmp_path, tiny_draft_dir, tiny_target_dir, gguf)
-    assert isinstance(engine.reward, TargetProbe) and engine.reward.target is engine.target
-    run = searched(engine)
+def checked_rewards(run, probe, reference, offset: int, tolerance: float) -> dict[str, int]:
+    """Asserts every step's reward is the probe on a separate forward's state at the token
+    its offset names (the step less its last `offset` tokens, at least one kept), over the
+    target's prompt ids and the beam's ids; returns how many steps of each source it checked."""
     checked = {"draft": 0, "target": 0}
     for beam in run.completed + run.beams:
         done = []
         for node in beam.chain():
             if node.token_ids and node.step.reward is not None:
-                state = reference.last_hidden_states([run.prompt_ids["target"] + done + list(node.token_ids)])
-                expected = engine.reward.rewards_of(state.numpy())[0]
-                assert node.step.reward == pytest.approx(expected, abs=TOLERANCE[backend]), node.step
+                read = list(node.token_ids)[: max(1, len(node.token_ids) - offset)]  # the token read
+                state = reference.last_hidden_states([run.prompt_ids["target"] + done + read])
+                expected = probe.rewards_of(state.numpy())[0]
+                assert node.step.reward == pytest.approx(expected, abs=tolerance), node.step
                 checked[node.step.source] += 1
             done += list(node.token_ids)
+    return checked
+
+
+@pytest.mark.parametrize("offset", [0, 1])
+@pytest.mark.parametrize("backend", ["transformers", "llama.cpp"])
+def test_specs_rewards_are_the_probe_on_the_targets_own_states(
+    backend, offset, tmp_path, tiny_draft_dir, tiny_target_dir, reference, request,
+):
+    gguf = request.getfixturevalue("target_gguf") if backend == "llama.cpp" else None
+    engine = engine_on(backend, tmp_path, tiny_draft_dir, tiny_target_dir, gguf, state_offset=offset)
+    assert isinstance(engine.reward, TargetProbe) and engine.reward.target is engine.target
+    assert engine.reward.state_offset == offset
+    run = searched(engine)
+    checked = checked_rewards(run, engine.reward, reference, offset, TOLERANCE[backend])
     assert checked["draft"] and checked["target"], checked  # both ways of reading states ran
     assert run.stats.reward_s < run.stats.target_s  # the head's arithmetic, not a forward
 
 
 @pytest.mark.parametrize("method, model", [("rsd", "target"), ("beam_search", "draft")])
 def test_a_probe_scores_draft_steps_with_a_target_forward_of_its_own(
-    method, model, tmp_path, tiny_draft_dir, tiny_target_dir,
+    method, model, tmp_path, tiny_draft_dir, tiny_target_dir, reference,
 ):
-    engine = engine_on("transformers", tmp_path, tiny_draft_dir, tiny_target_dir)
-    result = engine.generate(QUESTION, method, CONFIG, Budget(max_steps=3), model=model)
-    rewards = [s.reward for s in result.steps if s.reward is not None]
-    assert rewards and all(0.0 < r < 1.0 for r in rewards)
-    assert result.stats.reward_s > 0
+    """Over the ids the search holds and the target's prompt as the search encoded it
+    (chat messages through the template), at the probe's offset."""
+    engine = engine_on("transformers", tmp_path, tiny_draft_dir, tiny_target_dir, state_offset=1)
+    run = searched(engine, method, model, prompt=[{"role": "user", "content": QUESTION}])
+    assert checked_rewards(run, engine.reward, reference, 1, TOLERANCE["transformers"])["draft"]
+    assert run.stats.reward_s > 0
 
 
 def test_a_probe_on_another_base_is_refused_naming_both(tmp_path, tiny_draft_dir, tiny_target_dir):

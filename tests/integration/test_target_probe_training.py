@@ -41,7 +41,7 @@ def test_an_example_is_laid_out_as_the_search_holds_its_beam(lm):
     assert prefix == prompt + lm.encode(STEPS[0] + "\n\n") + lm.encode(STEPS[1] + "\n\n")
     assert cont == lm.encode(STEPS[2]) + [end]  # the final answer ends the turn, not the step
     assert probe.layout(lm, prompt, STEPS[:2], end)[1] == lm.encode(STEPS[1] + "\n\n")
-    assert probe.layout(lm, prompt, STEPS, end, offset=1) == (prefix, cont[:-1])  # the experiment
+    assert probe.layout(lm, prompt, STEPS, end, offset=1) == (prefix, cont[:-1])  # the shipped probe reads offset 1
 
 
 def test_one_call_per_problem_gives_each_examples_plain_forward_state(lm):

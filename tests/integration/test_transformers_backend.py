@@ -3,6 +3,7 @@ threads and input checks, through the real transformers code path."""
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
 import time
@@ -338,39 +339,53 @@ def test_the_last_hidden_state_is_the_lm_heads_input(draft, prompt):
         assert torch.allclose(unnormed.pow(2).mean(-1), torch.ones(1), atol=1e-3)  # RMS-normed
 
 
-def test_score_with_states_gives_score_and_the_plain_forwards_states(draft, prompt):
+@pytest.mark.parametrize("offset", [0, 1])
+def test_score_with_states_gives_score_and_the_plain_forwards_states(draft, prompt, offset):
+    """The state `offset` tokens before each continuation's last: a plain forward's state
+    at that position; None for a continuation of offset tokens or fewer ("\n\n" is one)."""
     other = draft.encode_prompt("Bob has 5 pens.")
-    prefixes = [prompt, prompt, other, prompt]
-    conts = [draft.encode(t) for t in ("Then 3 + 4 = 7.\n\n", "So 7.", "He buys 2.\n\n", "")]
-    scores, states = draft.score_with_states(prefixes, conts)
+    prefixes = [prompt, prompt, other, prompt, prompt]
+    conts = [draft.encode(t) for t in ("Then 3 + 4 = 7.\n\n", "So 7.", "He buys 2.\n\n", "", "\n\n")]
+    scores, states = draft.score_with_states(prefixes, conts, offset=offset)
     fresh = TransformersLM(draft.model, draft.tokenizer)
     assert scores == fresh.score(prefixes, conts)
-    assert states[3] is None and scores[3] == []
-    for prefix, cont, state in zip(prefixes[:3], conts[:3], states[:3]):
-        assert state.dtype == np.float32 and state.shape == (draft.model.config.hidden_size,)
-        assert np.abs(state - plain_state(draft, prefix + cont).numpy()).max() < STATE_TOL
+    assert states[3] is None and scores[3] == [] and len(conts[4]) == 1
+    for prefix, cont, state in zip(prefixes, conts, states):
+        if len(cont) <= offset:
+            assert state is None
+        else:
+            assert state.dtype == np.float32 and state.shape == (draft.model.config.hidden_size,)
+            expected = plain_state(draft, prefix + cont[: len(cont) - offset]).numpy()
+            assert np.abs(state - expected).max() < STATE_TOL
+    with pytest.raises(ConfigError, match="offset=-1 is not allowed: give a non-negative integer"):
+        draft.score_with_states(prefixes, conts, offset=-1)
 
 
 def test_score_with_states_runs_no_more_forwards_than_score(tiny_draft_dir, prompt):
-    plain, probed = (TransformersLM.from_pretrained(tiny_draft_dir, dtype="float32") for _ in range(2))
+    plain, at_last, before_last = (TransformersLM.from_pretrained(tiny_draft_dir, dtype="float32") for _ in range(3))
     conts = [plain.encode(t) for t in ("Then 3 + 4 = 7.\n\n", "So 7.", "3 apples.")]
     counts = []
-    for lm, call in ((plain, plain.score), (probed, probed.score_with_states)):
+    for lm, call in ((plain, plain.score), (at_last, at_last.score_with_states),
+                     (before_last, functools.partial(before_last.score_with_states, offset=1))):
         calls = forward_count(lm)
         call([prompt] * 3, conts)
         call([prompt + conts[0]] * 2, conts[1:])  # the next step, over the cached prefix
         counts.append(calls[0])
     # the prompt's prefill, then one batch per call (the second prefix was scored whole)
-    assert counts[0] == counts[1] == 3
+    assert counts == [3, 3, 3]
 
 
-def test_proposals_with_states_are_the_same_candidates_with_their_last_tokens_state(draft, prompt):
-    # a stop string cuts some candidates short: their state is at the kept last token
+@pytest.mark.parametrize("offset", [0, 1])
+def test_proposals_with_states_are_the_same_candidates_with_their_last_tokens_state(draft, prompt, offset):
+    """Each candidate's state `offset` tokens before its last token, from ONE extra
+    forward (feeding each candidate's last offset + 1 tokens over its own KV); None for
+    a candidate of offset tokens or fewer. A stop string cuts some candidates short:
+    their state is read from the kept tokens."""
     settings = dict(max_new_tokens=16, seed=3, temperature=1.5, stop=(" Bob", "ies"))
     draft.propose([prompt], 1, params(max_new_tokens=1))  # the prompt's KV is cached from here
     calls = forward_count(draft)
     [plain] = draft.propose([prompt], 6, params(**settings))
-    [probed] = draft.propose([prompt], 6, params(with_states=True, **settings))
+    [probed] = draft.propose([prompt], 6, params(with_states=True, state_offset=offset, **settings))
     assert probed == plain  # states do not compare: tokens, log-probs and finish reasons do
     assert all(c.state is None for c in plain)
     assert len({len(c.token_ids) for c in probed}) > 1, "candidates of several lengths"
@@ -378,8 +393,8 @@ def test_proposals_with_states_are_the_same_candidates_with_their_last_tokens_st
     longest = max(len(c.token_ids) for c in probed)
     assert calls[0] == 2 * (longest - 1) + 1  # a forward per fed token each, one for the states
     for cand in probed:
-        if cand.token_ids:
-            expected = plain_state(draft, prompt + list(cand.token_ids)).numpy()
+        if len(cand.token_ids) > offset:
+            expected = plain_state(draft, prompt + list(cand.token_ids)[: len(cand.token_ids) - offset]).numpy()
             assert np.abs(cand.state - expected).max() < STATE_TOL
         else:
             assert cand.state is None

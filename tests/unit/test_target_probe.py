@@ -8,7 +8,7 @@ import json
 import math
 import subprocess
 import sys
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pytest
@@ -18,7 +18,10 @@ from specs_engine.rewards.target_probe import TargetProbe
 from specs_engine.sources import model_identity
 from tests.helpers.scripted import FakeClock, ScriptedLM, ScriptedReward
 
-REWARDS = {"t\n\n": 0.9, "good\n\n": 0.8, "bad\n\n": 0.3, "#### 1": 0.7}
+REWARDS = {"t\n\n": 0.9, "good\n\n": 0.8, "bad\n\n": 0.3, "#### 1": 0.7,
+           "t\n": 0.6, "good\n": 0.75, "bad\n": 0.2, "#### ": 0.65, "t": 0.4}
+"""Each step's reward, and (the keys less their last character) what a probe reading the
+state one token earlier finds there."""
 HIDDEN = 3
 
 
@@ -29,35 +32,47 @@ def state_of(text: str) -> np.ndarray:
     return np.array([math.log(r / (1 - r)), 1.0, 0.0], dtype=np.float32)
 
 
+def read_state(ids, offset: int):
+    """The scripted state `offset` tokens (characters) before the last of ids; None when
+    ids are too short, as the backends answer."""
+    return state_of("".join(map(chr, ids[: len(ids) - offset]))) if len(ids) > offset else None
+
+
+@dataclass
 class StatesLM(ScriptedLM):
     """A ScriptedLM whose scoring forward and proposals also give hidden states.
     score_calls counts every scoring forward, with or without states."""
 
     hidden_size = HIDDEN
+    offsets: list = field(default_factory=list)
+    """The offset of each score_with_states call and each proposal round with states."""
 
-    def score_with_states(self, prefixes, continuations, *, deadline=None):
+    def score_with_states(self, prefixes, continuations, *, deadline=None, offset=0):
+        self.offsets.append(offset)
         scored = self.score(prefixes, continuations, deadline=deadline)
-        return scored, [state_of("".join(map(chr, c))) for c in continuations]
+        return scored, [read_state(c, offset) for c in continuations]
 
     def propose(self, prefixes, num_candidates, params):
         rows = super().propose(prefixes, num_candidates, params)
         if not params.with_states:
             return rows
-        return [[replace(c, state=state_of(c.text)) for c in row] for row in rows]
+        self.offsets.append(params.state_offset)
+        return [[replace(c, state=read_state(c.token_ids, params.state_offset)) for c in row] for row in rows]
 
 
 class CountingProbe(TargetProbe):
-    """Counts calls of score(), the generic path that runs a target forward of its own."""
+    """Counts calls of rewards_at, the probe's own target forward (score() goes through it)."""
 
     score_calls = 0
 
-    def score(self, question, solutions):
+    def rewards_at(self, prefixes, steps):
         type(self).score_calls += 1
-        return super().score(question, solutions)
+        return super().rewards_at(prefixes, steps)
 
 
-def probe_dir(tmp_path, base, weight=(1.0, 0.0, 0.0), bias=0.0, **meta):
-    return TargetProbe(np.array(weight), bias, base_model=str(base)).save(tmp_path / "probe", **meta)
+def probe_dir(tmp_path, base, weight=(1.0, 0.0, 0.0), bias=0.0, state_offset=0, **meta):
+    probe = TargetProbe(np.array(weight), bias, base_model=str(base), state_offset=state_offset)
+    return probe.save(tmp_path / "probe", **meta)
 
 
 @pytest.fixture
@@ -117,7 +132,7 @@ def test_in_specs_the_rewards_come_from_the_states_not_a_reward_call(tmp_path, b
     probe = TargetProbe.from_directory(probe_dir(tmp_path, base))
     seen = []
     probe.rewards_of = lambda states: seen.append(len(states)) or [0.9] * len(states)  # type: ignore
-    probe.score = lambda *a: pytest.fail("the probe's own forward ran in SPECS")  # type: ignore
+    probe.rewards_at = lambda *a: pytest.fail("the probe's own forward ran in SPECS")  # type: ignore
     result = SpecsEngine(draft, target, probe.attach(target, base)).generate(
         "q", config=SpecsConfig(n=2, beam_width=2, accept_threshold=0.0), budget=Budget(max_steps=3))
     assert [(s.source, s.reward) for s in result.steps] == [("target", 0.9), ("target", 0.9), ("draft", 0.9)]
@@ -132,6 +147,34 @@ def test_the_probes_own_forward_is_reward_time_not_target_time(tmp_path, base):
         "q", "beam_search", SpecsConfig(n=2, beam_width=2), Budget(max_steps=2), model="draft")
     assert target.propose_calls == 0 and target.score_calls == 2
     assert result.stats.reward_s == pytest.approx(2.0) and result.stats.target_s == 0.0
+
+
+@pytest.mark.parametrize("method", ["specs", "rsd", "beam_search"])
+def test_a_probe_reads_the_state_its_offset_names_on_every_path(tmp_path, base, method):
+    """state_offset 1: the scoring forward and the target's proposals are asked for the
+    state one token before each step's last, the probe's own forward (rsd, beam search)
+    reads that token too, and every reward is the head on it."""
+    draft, target = roles()
+    probe = TargetProbe.from_directory(probe_dir(tmp_path, base, state_offset=1)).attach(target, base)
+    assert probe.state_offset == 1
+    config = SpecsConfig(n=2, beam_width=2, accept_threshold=0.0, seed=3)
+    result = SpecsEngine(draft, target, probe).generate("q", method, config, Budget(max_steps=5))
+    scored = [s for s in result.steps if s.reward is not None]
+    assert scored and [s.reward for s in scored] == pytest.approx([REWARDS[s.text[:-1]] for s in scored])
+    if method == "specs":
+        assert {s.source for s in result.steps} == {"draft", "target"}
+        assert target.offsets and set(target.offsets) == {1}
+
+
+def test_a_step_too_short_for_the_offset_is_read_at_its_first_token(tmp_path, base):
+    """A one-token step has no token before its last: the backends give no state, and the
+    probe's own forward reads the step's only token, as the training script lays it out."""
+    _, target = roles()
+    probe = TargetProbe.from_directory(probe_dir(tmp_path, base, state_offset=1)).attach(target, base)
+    [reward] = probe.score("q", [["good\n\n", "t"]])
+    assert reward == pytest.approx(REWARDS["t"])
+    assert target.offsets == [0]  # the continuation was cut to the token read
+    assert read_state(target.encode("t"), 1) is None
 
 
 def test_greedy_asks_no_states(tmp_path, base):
@@ -231,6 +274,9 @@ def edit_config(directory, **changes):
     (dict(hidden_size=4), r"weight \[1, 3\] .* hidden_size=4"),
     (dict(hidden_size="3"), "hidden_size='3' is not allowed"),
     (dict(weights_sha256="0" * 64), "does not match weights_sha256"),
+    (dict(state_offset=-1), "state_offset=-1 is not allowed: give a non-negative integer"),
+    (dict(state_offset="1"), "state_offset='1' is not allowed"),
+    (dict(state_offset=True), "state_offset=True is not allowed"),
 ])
 def test_bad_head_files_are_refused_clearly(tmp_path, base, changes, message):
     directory = probe_dir(tmp_path, base)
@@ -281,4 +327,23 @@ def test_the_shipped_probe_is_the_preset_targets():
         pytest.skip("specs_engine/assets/specs-probe-target is not trained yet")
     probe = TargetProbe.from_directory(resolve("specs-probe-target"))
     assert probe.base_model == "qwen2.5-coder-1.5b" and probe.hidden_size == 1536
+    assert probe.state_offset == 1  # the token before the delimiter-carrying last one
     probe.check_target("qwen2.5-coder-1.5b")
+
+
+def test_the_state_offset_is_saved_read_back_and_zero_when_absent(tmp_path, base):
+    directory = probe_dir(tmp_path, base, state_offset=2)
+    assert json.loads((directory / "specs_reward.json").read_text())["state_offset"] == 2
+    assert TargetProbe.from_directory(directory).state_offset == 2
+    edit_config(directory, state_offset=None)  # a head saved before the offset existed
+    assert TargetProbe.from_directory(directory).state_offset == 0
+
+
+def test_a_bad_state_offset_is_refused_by_the_probe_and_the_proposal_params():
+    from specs_engine.backends.candidates import check_params
+    from specs_engine.models import ProposalParams
+
+    with pytest.raises(ConfigError, match="state_offset=-1 is not allowed: give a non-negative integer"):
+        TargetProbe(np.ones(3), 0.0, base_model="m", state_offset=-1)
+    with pytest.raises(ConfigError, match="state_offset=1.5 is not allowed"):
+        check_params(ProposalParams("\n\n", 4, with_states=True, state_offset=1.5))

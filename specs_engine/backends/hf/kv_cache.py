@@ -134,11 +134,12 @@ def row_kv(kv: KV, row: int, length: Optional[int], copy: bool, start: int = 0) 
     return [(k.clone(), v.clone()) for k, v in rows] if copy else rows
 
 
-def ragged_cache(prefix_kv: KV, prefix_length: int, tails: Sequence[KV], lengths: Sequence[int]) -> tuple[Any, torch.Tensor]:
+def ragged_cache(prefix_kv: KV, prefix_length: int, tails: Sequence[KV], lengths: Sequence[int],
+                 new: int = 1) -> tuple[Any, torch.Tensor]:
     """A DynamicCache of rows that share a prefix and then hold lengths[j] positions of
     their own (tails[j]: batch-1 KV after the prefix, at least lengths[j] long), right-
-    padded to the longest, and the attention mask [rows, prefix + longest + 1] that hides
-    the padding from one new token per row (which the caller places by position_ids)."""
+    padded to the longest, and the attention mask [rows, prefix + longest + new] that hides
+    the padding from `new` new tokens per row (which the caller places by position_ids)."""
     from transformers import DynamicCache
 
     width, count = max(lengths), len(tails)
@@ -151,7 +152,7 @@ def ragged_cache(prefix_kv: KV, prefix_length: int, tails: Sequence[KV], lengths
                 padded[j, :, :m] = tail[0, :, :m]
             pieces.append(torch.cat([shared[..., :prefix_length, :].expand(count, -1, -1, -1), padded], dim=-2))
         data.append(tuple(pieces))
-    mask = torch.ones(count, prefix_length + width + 1, dtype=torch.long)
+    mask = torch.ones(count, prefix_length + width + new, dtype=torch.long)
     for j, m in enumerate(lengths):
         mask[j, prefix_length + m : prefix_length + width] = 0
     return DynamicCache(data), mask

@@ -13,7 +13,8 @@ padded into one batch: SPECS keeps few beams (n // beam_width, usually 1-4) with
 candidates each, so the batch is already wide, and unpadded rows keep every KV row
 reusable by the prefix cache, which saves far more than cross-beam padding would.
 score_with_states and propose(with_states=True) also return the final (post-norm) hidden
-state at each continuation's last token, from the scoring forward itself.
+state at each continuation's last token, or `offset` tokens before it, from the scoring
+forward itself.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from specs_engine.backends.candidates import (
 )
 from specs_engine.backends.hf.common import import_torch, import_transformers, load_model, load_tokenizer
 from specs_engine.errors import ConfigError
-from specs_engine.models import Candidate, Prompt, ProposalParams
+from specs_engine.models import Candidate, Prompt, ProposalParams, check_state_offset
 
 torch = import_torch()  # raises MissingExtraError("torch", "transformers") when absent
 
@@ -161,22 +162,28 @@ class TransformersLM:
         )
         self._prefixes.put(state)  # the prefix itself stays the most recently used
         candidates = [to_candidate(row, self.decode) for row in rows]
-        return self._with_states(state, candidates, tails) if params.with_states else candidates
+        if params.with_states:
+            return self._with_states(state, candidates, tails, params.state_offset)
+        return candidates
 
-    def _with_states(self, state: CachedPrefix, candidates: list[Candidate], tails: dict[int, KV]) -> list[Candidate]:
-        """The candidates with their final hidden state at their last token, which decoding
-        sampled but never fed: ONE forward of every candidate's last token over its own KV
-        (rows of different lengths, padded and masked). An empty candidate gets None."""
-        rows = [r for r, c in enumerate(candidates) if c.token_ids]
+    def _with_states(self, state: CachedPrefix, candidates: list[Candidate], tails: dict[int, KV],
+                     offset: int) -> list[Candidate]:
+        """The candidates with their final hidden state `offset` tokens before their last
+        token. Decoding sampled the last token but never fed it, and fed the others without
+        states: ONE forward feeds every candidate's last offset + 1 tokens over its own KV
+        before them (rows of different lengths, padded and masked) and reads the state of
+        the first fed one. A candidate of offset tokens or fewer (empty included) gets None."""
+        rows = [r for r, c in enumerate(candidates) if len(c.token_ids) > offset]
         if not rows:
             return candidates
-        fed = [len(candidates[r].token_ids) - 1 for r in rows]  # own tokens before the last
-        cache, mask = ragged_cache(state.kv, len(state.ids), [tails[r] for r in rows], fed)
-        last = torch.tensor([[candidates[r].token_ids[-1]] for r in rows], device=self.device)
-        positions = torch.tensor([[len(state.ids) + m] for m in fed], device=self.device)
-        result = forward_with_cache(self.model, last, cache, attention_mask=mask.to(self.device),
+        kept = [len(candidates[r].token_ids) - 1 - offset for r in rows]  # own tokens before the fed
+        cache, mask = ragged_cache(state.kv, len(state.ids), [tails[r] for r in rows], kept, new=offset + 1)
+        fed = torch.tensor([candidates[r].token_ids[-(offset + 1):] for r in rows], device=self.device)
+        positions = torch.tensor([[len(state.ids) + m + k for k in range(offset + 1)] for m in kept],
+                                 device=self.device)
+        result = forward_with_cache(self.model, fed, cache, attention_mask=mask.to(self.device),
                                     position_ids=positions, output_hidden_states=True)
-        self.decode_tokens += len(rows)
+        self.decode_tokens += fed.numel()
         found = {r: final_state(result, j, 0) for j, r in enumerate(rows)}
         return [dataclasses.replace(c, state=found.get(r)) for r, c in enumerate(candidates)]
 
@@ -203,26 +210,28 @@ class TransformersLM:
         """Per-token log p(continuation | prefix). Pairs sharing a prefix (the usual case:
         all candidates of one beam) run as one batch over that prefix's cached KV.
         `deadline` is ignored: an in-process prefill cannot hang, and is not cut short."""
-        return self._score(prefixes, continuations, states=False)[0]
+        return self._score(prefixes, continuations, offset=None)[0]
 
     def score_with_states(
         self, prefixes: Sequence[Sequence[int]], continuations: Sequence[Sequence[int]],
-        *, deadline: Optional[float] = None,
+        *, deadline: Optional[float] = None, offset: int = 0,
     ) -> tuple[list[list[float]], list[Any]]:
-        """score(), plus each pair's final (post-norm) hidden state at its continuation's
-        last token (float32 numpy [hidden]; None for an empty continuation), read off the
-        same forward: a reward probe on the target costs no extra pass."""
-        return self._score(prefixes, continuations, states=True)
+        """score(), plus each pair's final (post-norm) hidden state `offset` tokens before
+        its continuation's last token (float32 numpy [hidden]; None for a continuation of
+        offset tokens or fewer), read off the same forward (hidden_states holds every
+        position): a reward probe on the target costs no extra pass."""
+        return self._score(prefixes, continuations, offset=check_state_offset(offset, "offset"))
 
     def _score(self, prefixes: Sequence[Sequence[int]], continuations: Sequence[Sequence[int]],
-               states: bool) -> tuple[list[list[float]], list[Any]]:
+               offset: Optional[int]) -> tuple[list[list[float]], list[Any]]:
+        """Scores, and with an offset (None: no states) the states score_with_states reads."""
         groups, conts = group_pairs(prefixes, continuations, self)
         out: list[list[float]] = [[] for _ in conts]
         hidden: list[Any] = [None for _ in conts]
         with queued(self.lock, until_deadline=True), torch.inference_mode():
             for prefix, members in groups.items():
                 for chunk in self._chunks(members, conts):
-                    scored = self._score_group(prefix, [conts[i] for i in chunk], states)
+                    scored = self._score_group(prefix, [conts[i] for i in chunk], offset)
                     for i, scores, state in zip(chunk, *scored):
                         out[i], hidden[i] = scores, state
         return out, hidden
@@ -234,8 +243,8 @@ class TransformersLM:
         return [members[k : k + size] for k in range(0, len(members), size)]
 
     def _score_group(self, prefix: tuple[int, ...], conts: list[tuple[int, ...]],
-                     states: bool = False) -> tuple[list[list[float]], list[Any]]:
-        """Scores (and, when asked, last-token states) of conts over prefix, one forward."""
+                     offset: Optional[int] = None) -> tuple[list[list[float]], list[Any]]:
+        """Scores (and, with an offset, the states it names) of conts over prefix, one forward."""
         state = self._prefix_state(prefix)
         first = torch.log_softmax(state.last_logits, dim=-1)
         rows = [i for i, c in enumerate(conts) if c]
@@ -248,7 +257,7 @@ class TransformersLM:
             batch[j, : len(conts[i])] = torch.tensor(conts[i])
         cache = to_dynamic_cache(state.kv, len(prefix), len(rows))
         # Right padding needs no mask: causal attention never lets a real token see a pad.
-        result = forward_with_cache(self.model, batch, cache, output_hidden_states=states)
+        result = forward_with_cache(self.model, batch, cache, output_hidden_states=offset is not None)
         logits = result.logits
         kv = kv_of(cache)
         for j, i in enumerate(rows):
@@ -256,8 +265,8 @@ class TransformersLM:
             rest = torch.log_softmax(logits[j, : length - 1].float(), dim=-1)
             rest = rest.gather(-1, batch[j, 1:length, None]).squeeze(-1)
             out[i] = [float(first[conts[i][0]])] + rest.tolist()
-            if states:
-                hidden[i] = final_state(result, j, length - 1)
+            if offset is not None and length > offset:
+                hidden[i] = final_state(result, j, length - 1 - offset)
             ids = prefix + conts[i]
             self._prefixes.put(CachedPrefix(ids, row_kv(kv, j, len(ids), copy=False), logits[j, length - 1].float()))
         self.scored_tokens += sum(len(conts[i]) for i in rows)

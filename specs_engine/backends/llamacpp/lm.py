@@ -13,8 +13,9 @@ llama_decode per token for the whole batch. Scoring runs every candidate of a pr
 one batch over the prefix's cells. Sampling goes through the same sample_next and the
 same candidate rules as TransformersLM, so equal logits give equal candidates.
 score_with_states and propose(with_states=True) also read the final norm's output (what a
-reward probe on the target reads) off those decodes: llama.cpp's embeddings, switched on
-for just those llama_decode calls (pooling NONE: one row per token).
+reward probe on the target reads) at a continuation's last token, or `offset` tokens
+before it, off those decodes: llama.cpp's embeddings, switched on for just those
+llama_decode calls (pooling NONE: one row per output token).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from specs_engine.backends.llamacpp.native import KVFullError, Native, Output, T
 from specs_engine.backends.llamacpp.sequences import CachedSequence, SequencePool
 from specs_engine.backends.sampling import sample_next, torch  # the sampler TransformersLM uses too
 from specs_engine.errors import ConfigError, SpecsError
-from specs_engine.models import Candidate, Prompt, ProposalParams
+from specs_engine.models import Candidate, Prompt, ProposalParams, check_state_offset
 
 
 class LlamaCppLM:
@@ -155,35 +156,42 @@ class LlamaCppLM:
         )
         candidates = [to_candidate(row, self.decode) for row in rows]
         if params.with_states:
-            candidates = self._with_states(prefix, candidates, seqs)
+            candidates = self._with_states(prefix, candidates, seqs, params.state_offset)
         self._pool.put(state)  # the prefix itself stays the most recently used
         return candidates
 
-    def _with_states(self, prefix: tuple[int, ...], candidates: list[Candidate],
-                     seqs: list[int]) -> list[Candidate]:
-        """The candidates with their final hidden state at their last token, which decoding
-        sampled but never fed: ONE batched llama_decode of every candidate's last token into
-        its sequence (which holds the prefix and the tokens before it). Each sequence is
-        then cached as prefix + candidate, with the logits after it, so the next step on an
-        accepted candidate prefills nothing. An empty candidate gets None."""
+    def _with_states(self, prefix: tuple[int, ...], candidates: list[Candidate], seqs: list[int],
+                     offset: int) -> list[Candidate]:
+        """The candidates with their final hidden state `offset` tokens before their last
+        token. Decoding sampled the last token but never fed it, and fed the others without
+        states: ONE batched llama_decode feeds every candidate's last offset + 1 tokens into
+        its sequence (cut back to the prefix and the tokens before them), reading the state
+        of the first fed one and the logits after the last. Each sequence is then cached as
+        prefix + candidate with those logits, so the next step on an accepted candidate
+        prefills nothing. A candidate of offset tokens or fewer (empty included) gets None;
+        a non-empty one still feeds all its tokens, to be cached whole."""
         rows = [r for r, c in enumerate(candidates) if c.token_ids]
         for r in set(range(len(candidates))) - set(rows):
             self._pool.release(seqs[r])
         if not rows:
             return candidates
-        at = {r: len(prefix) + len(candidates[r].token_ids) - 1 for r in rows}
+        fed = {r: candidates[r].token_ids[-(offset + 1):] for r in rows}
+        at = {r: len(prefix) + len(candidates[r].token_ids) - len(fed[r]) for r in rows}
         for r in rows:  # a candidate cut before a stop string has decoded past its end
             self.native.drop_sequence(seqs[r], at[r])
-        batch = [Token(candidates[r].token_ids[-1], at[r], seqs[r], True) for r in rows]
+        # every fed token an output (with embeddings on, llama.cpp computes them all anyway)
+        batch = [Token(t, at[r] + k, seqs[r], True) for r in rows for k, t in enumerate(fed[r])]
+        starts = np.cumsum([0] + [len(fed[r]) for r in rows]).tolist()  # each row's first in batch
         outputs: list[Output] = []
         reset = lambda: [self.native.drop_sequence(seqs[r], at[r]) for r in rows]  # noqa: E731
         self._run(batch, reset, lambda chunk, _: outputs.append(chunk), states=True)
         logits = np.concatenate([o.logits for o in outputs])
         found = np.concatenate([o.states for o in outputs])
-        self.decode_tokens += len(rows)
-        for j, r in enumerate(rows):
-            self._pool.put(CachedSequence(prefix + candidates[r].token_ids, seqs[r], logits[j]))
-        states = {r: found[j] for j, r in enumerate(rows)}
+        self.decode_tokens += len(batch)
+        for j, r in enumerate(rows):  # the logits after a row's last token: its next step's
+            after = logits[starts[j + 1] - 1]
+            self._pool.put(CachedSequence(prefix + candidates[r].token_ids, seqs[r], after))
+        states = {r: found[starts[j]] for j, r in enumerate(rows) if len(fed[r]) > offset}
         return [dataclasses.replace(c, state=states.get(r)) for r, c in enumerate(candidates)]
 
     def _remember_finished(self, prefix: tuple[int, ...], rows: list[Row], active: list[int],
@@ -209,31 +217,33 @@ class LlamaCppLM:
         """Per-token log p(continuation | prefix). Pairs sharing a prefix run as one batch
         of sequences over that prefix's cells. `deadline` is ignored: an in-process prefill
         cannot hang, and is not cut short."""
-        return self._score(prefixes, continuations, states=False)[0]
+        return self._score(prefixes, continuations, offset=None)[0]
 
     def score_with_states(
         self, prefixes: Sequence[Sequence[int]], continuations: Sequence[Sequence[int]],
-        *, deadline: Optional[float] = None,
+        *, deadline: Optional[float] = None, offset: int = 0,
     ) -> tuple[list[list[float]], list[Any]]:
-        """score(), plus each pair's final (post-norm) hidden state at its continuation's
-        last token (float32 numpy [n_embd]; None for an empty continuation), read off the
-        same llama_decode calls: a reward probe on the target costs no extra pass."""
-        return self._score(prefixes, continuations, states=True)
+        """score(), plus each pair's final (post-norm) hidden state `offset` tokens before
+        its continuation's last token (float32 numpy [n_embd]; None for a continuation of
+        offset tokens or fewer), read off the same llama_decode calls, where every scored
+        token is an output anyway: a reward probe on the target costs no extra pass."""
+        return self._score(prefixes, continuations, offset=check_state_offset(offset, "offset"))
 
     def _score(self, prefixes: Sequence[Sequence[int]], continuations: Sequence[Sequence[int]],
-               states: bool) -> tuple[list[list[float]], list[Any]]:
+               offset: Optional[int]) -> tuple[list[list[float]], list[Any]]:
+        """Scores, and with an offset (None: no states) the states score_with_states reads."""
         groups, conts = group_pairs(prefixes, continuations, self)
         out: list[list[float]] = [[] for _ in conts]
         hidden: list[Any] = [None for _ in conts]
         with queued(self.lock, until_deadline=True), self._reset_on_error():
             for prefix, members in groups.items():
-                scored = self._score_group(prefix, [conts[i] for i in members], states)
+                scored = self._score_group(prefix, [conts[i] for i in members], offset)
                 for i, scores, state in zip(members, *scored):
                     out[i], hidden[i] = scores, state
         return out, hidden
 
     def _score_group(self, prefix: tuple[int, ...], conts: list[tuple[int, ...]],
-                     states: bool = False) -> tuple[list[list[float]], list[Any]]:
+                     offset: Optional[int] = None) -> tuple[list[list[float]], list[Any]]:
         state = self._prefix_state(prefix)
         first = _log_softmax(state.last_logits[None])[0]
         rows = [i for i, c in enumerate(conts) if c]
@@ -248,25 +258,26 @@ class LlamaCppLM:
         batch = [Token(t, len(prefix) + k, seq, True) for i, seq in zip(rows, seqs) for k, t in enumerate(conts[i])]
         # each scored token's next token in its continuation; -1 at a continuation's end
         following = np.array([t for i in rows for t in (*conts[i][1:], -1)])
+        ends = (np.cumsum([len(conts[i]) for i in rows]) - 1).tolist()  # each row's last token in batch
+        read = [] if offset is None else [e - offset for e, i in zip(ends, rows) if len(conts[i]) > offset]
         reset = lambda: [self.native.drop_sequence(seq, len(prefix)) for seq in seqs]  # noqa: E731
-        picked, ends, end_states = [], {}, {}
+        picked, end_logits, found = [], {}, {}
 
         def keep(chunk: Output, at: int) -> None:  # chunk by chunk: never all logits at once
             rows_next = following[at : at + len(chunk.logits)]
             picked.append(_picked_logprobs(chunk.logits, np.maximum(rows_next, 0)))
-            last = np.flatnonzero(rows_next < 0)
-            ends.update({at + j: chunk.logits[j].copy() for j in last})
-            if states:
-                end_states.update({at + j: chunk.states[j].copy() for j in last})
+            end_logits.update({at + j: chunk.logits[j].copy() for j in np.flatnonzero(rows_next < 0)})
+            found.update({k: chunk.states[k - at].copy() for k in read if at <= k < at + len(chunk.logits)})
 
-        self._run(batch, reset, keep, states=states)
+        self._run(batch, reset, keep, states=offset is not None)
         scores, at = np.concatenate(picked), 0
-        for i, seq in zip(rows, seqs):
+        for i, seq, end in zip(rows, seqs, ends):
             cont = conts[i]
             out[i] = [float(first[cont[0]])] + scores[at : at + len(cont) - 1].tolist()
             at += len(cont)
-            hidden[i] = end_states.get(at - 1)
-            self._pool.put(CachedSequence(prefix + cont, seq, ends[at - 1]))
+            if offset is not None and len(cont) > offset:
+                hidden[i] = found[end - offset]
+            self._pool.put(CachedSequence(prefix + cont, seq, end_logits[end]))
         self.scored_tokens += len(batch)
         self._pool.put(state)
         return out, hidden
