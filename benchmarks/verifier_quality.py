@@ -102,20 +102,12 @@ def prefix_rewards(reward: Any, target: LanguageModel | None, problem: Problem,
 
 def _probe_round(probe: StateReward, target: Any, problem: Problem, solutions: Sequence[dict],
                  k: int) -> list[float]:
-    """The target's scoring forward over its prompt ids, steps 1..k-1's ids and step k's
-    ids (a SPECS verify's layout), read by the probe; an empty step is read at the end of
-    what precedes it (as TargetProbe.score does)."""
+    """The probe's reward of step k over its prompt ids and steps 1..k-1's ids (a SPECS
+    verify's layout), read where the probe reads (its state_offset) by the probe's own
+    rewards_at: one score_with_states call of the target it is bound to."""
     prompt = target.encode_prompt(problem.messages())
-    prefixes, continuations = [], []
-    for solution in solutions:
-        prefix = prompt + [i for ids in solution["ids"][:k - 1] for i in ids]
-        last = list(solution["ids"][k - 1])
-        if not last:
-            prefix, last = prefix[:-1], prefix[-1:]
-        prefixes.append(prefix)
-        continuations.append(last)
-    _, states = target.score_with_states(prefixes, continuations)
-    return probe.rewards_of(states)
+    prefixes = [prompt + [i for ids in s["ids"][:k - 1] for i in ids] for s in solutions]
+    return probe.rewards_at(prefixes, [list(s["ids"][k - 1]) for s in solutions])
 
 
 # ---- figures ------------------------------------------------------------------------------

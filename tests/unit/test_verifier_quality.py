@@ -92,25 +92,27 @@ def test_a_reward_model_scores_every_prefix_round_by_round():
 
 
 def test_a_probe_reads_the_targets_forward_over_prompt_and_step_ids():
-    forwards = []
+    """The probe is handed the search's layout (prompt ids, earlier steps' ids, the step's
+    ids) and reads it itself (rewards_at: its own state_offset, one target forward)."""
+    asked = []
 
     class Target:
         def encode_prompt(self, prompt):
             return [100, 101]
 
-        def score_with_states(self, prefixes, continuations):
-            forwards.append((prefixes, continuations))
-            return [[0.0] * len(c) for c in continuations], [float(c[-1]) for c in continuations]
-
     class Probe:
-        name = "probe"
+        name, state_offset = "probe", 1
 
         def rewards_of(self, states):
-            return [state / 10 for state in states]
+            raise AssertionError("the probe reads its states itself, through rewards_at")
+
+        def rewards_at(self, prefixes, steps):
+            asked.append((prefixes, steps))
+            return [float(step[-1]) / 10 if step else -1.0 for step in steps]
 
     rewards = vq.prefix_rewards(Probe(), Target(), _Problem(), SOLUTIONS)
     assert rewards == [[0.2, 0.3], [0.4]]
-    assert forwards == [([[100, 101], [100, 101]], [[1, 2], [4]]), ([[100, 101, 1, 2]], [[3]])]
-    forwards.clear()  # an empty step: the state at the end of what precedes it
-    assert vq.prefix_rewards(Probe(), Target(), _Problem(), [{"steps": [""], "ids": [[]]}]) == [[10.1]]
-    assert forwards == [([[100]], [[101]])]
+    assert asked == [([[100, 101], [100, 101]], [[1, 2], [4]]), ([[100, 101, 1, 2]], [[3]])]
+    asked.clear()  # an empty step goes to the probe as it is (read_at decides where to read)
+    assert vq.prefix_rewards(Probe(), Target(), _Problem(), [{"steps": [""], "ids": [[]]}]) == [[-1.0]]
+    assert asked == [([[100, 101]], [[]])]
