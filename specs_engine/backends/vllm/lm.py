@@ -20,12 +20,11 @@ from __future__ import annotations
 
 import itertools
 import threading
-import time
 from typing import Any, Sequence
 
 from specs_engine.call_context import queued
 from specs_engine.backends.candidates import (
-    check_count, pair_up, prefix_seed, reported_finish_reason, stop_strings, text_before_stop,
+    check_count, pair_up, past, prefix_seed, reported_finish_reason, stop_strings, text_before_stop,
     tokenizer_fingerprint, tokens_within,
 )
 from specs_engine.errors import MissingExtraError
@@ -146,7 +145,7 @@ class VllmLM:
         finished: set[str] = set()
         try:
             while engine.has_unfinished_requests():
-                if deadline is not None and time.monotonic() >= deadline:
+                if past(deadline):
                     break
                 for out in engine.step():
                     if out.request_id not in ids:
