@@ -145,6 +145,8 @@ PRESETS: dict[str, dict[str, str]] = {
 backends whose target returns no hidden states (the probe reads them)."""
 
 Converter = Callable[[Path, str, Path], None]
+Reads = Callable[[str], bool]
+"""Which files of a cache entry (by name) a loader opens."""
 """convert(source_dir, gguf_file, out_dir): turn the verified GGUF into a loadable directory."""
 
 
@@ -196,12 +198,15 @@ def resolve_preset(name: str, backend: str | None = None) -> dict[str, str]:
 
 
 def resolve(
-    location: str | os.PathLike, *, cache_dir: Path | None = None, converter: Converter | None = None
+    location: str | os.PathLike, *, cache_dir: Path | None = None, converter: Converter | None = None,
+    reads: Reads | None = None,
 ) -> ResolvedModel:
     """Turn a model argument into something a backend can load (see the module docstring).
 
     Registry models are assembled, verified and converted on first use (minutes), then
-    found in the cache (milliseconds).
+    found in the cache (milliseconds). reads: which of a cache entry's files the caller
+    loads (None: all); only those are hashed, once per process, since hashing the bf16
+    copy that llama.cpp never opens cost seconds of every start-up.
     """
     text = os.fspath(location)
     if not isinstance(text, str) or not text.strip():
@@ -212,7 +217,7 @@ def resolve(
         return ResolvedModel(text, "local", path.resolve())
     if text in REGISTRY:
         entry = REGISTRY[text]
-        directory = ensure_cached(entry, cache_dir=cache_dir, converter=converter)
+        directory = ensure_cached(entry, cache_dir=cache_dir, converter=converter, reads=reads)
         info = {"origin": entry.origin, "sha256": entry.sha256, "licence": entry.licence}
         return ResolvedModel(text, "registry", directory, info=info)
     if text in ASSETS:
@@ -270,20 +275,22 @@ def _existing_asset(asset: AssetModel) -> Path:
 
 
 def ensure_cached(
-    entry: RegistryModel, *, cache_dir: Path | None = None, converter: Converter | None = None
+    entry: RegistryModel, *, cache_dir: Path | None = None, converter: Converter | None = None,
+    reads: Reads | None = None,
 ) -> Path:
     """The cache directory of a registry model, built first if missing, incomplete or
-    damaged. Under the entry's lock, so a builder's staging folder found there is a dead
-    builder's, and is removed."""
+    damaged (every file's size checked, the files `reads` names hashed too). Under the
+    entry's lock, so a builder's staging folder found there is a dead builder's, and is
+    removed."""
     root = (cache_dir or cache_root()) / "models"
     final = root / entry.name
-    if is_complete(final, entry, full=True) and not _staging_folders(root, entry):
+    if is_complete(final, entry, full=True, reads=reads) and not _staging_folders(root, entry):
         return final  # nothing to do, so nothing to write: a read-only cache loads too
     with _cache_errors(root):
         root.mkdir(parents=True, exist_ok=True)
         with _locked(root / f".{entry.name}.lock"):
             _remove_dead_staging(root, entry)
-            if is_complete(final, entry, full=True):  # maybe another process built it meanwhile
+            if is_complete(final, entry, full=True, reads=reads):  # maybe another process built it
                 return final
             _build(entry, final, converter or convert_gguf_to_safetensors)
     return final
@@ -320,10 +327,12 @@ def _remove_dead_staging(root: Path, entry: RegistryModel) -> None:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def is_complete(directory: Path, entry: RegistryModel, *, full: bool = False) -> bool:
+def is_complete(directory: Path, entry: RegistryModel, *, full: bool = False,
+                reads: Reads | None = None) -> bool:
     """True when a cache entry has its marker, for this source hash and format, and every
-    file listed there has its recorded size (and, with full=True, its recorded sha256:
-    hashed once per process and again whenever the file's size, mtime or inode change)."""
+    file listed there has its recorded size (and, with full=True, the files `reads` names,
+    all by default, their recorded sha256: hashed once per process and again whenever the
+    file's size, mtime or inode change)."""
     try:
         marker = json.loads((directory / MARKER).read_text())
     except (OSError, ValueError):
@@ -337,7 +346,7 @@ def is_complete(directory: Path, entry: RegistryModel, *, full: bool = False) ->
         file = directory / name
         if not file.is_file() or file.stat().st_size != meta.get("size"):
             return False
-        if full and not hash_matches(file, meta.get("sha256")):
+        if full and (reads is None or reads(name)) and not hash_matches(file, meta.get("sha256")):
             return False
     return True
 

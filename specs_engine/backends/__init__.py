@@ -78,15 +78,23 @@ def _llama_cpp_loads() -> bool:
     return True
 
 
-def resolve_location(location: str | os.PathLike) -> str:
+def resolve_location(location: str | os.PathLike, backend: str = "transformers") -> str:
     """A preset name (e.g. "qwen2.5-coder-0.5b") becomes a local path when
-    specs_engine.sources knows it; anything else is used as given."""
+    specs_engine.sources knows it; anything else is used as given. Only the files the
+    backend opens are hashed: llama.cpp reads the GGUF, the others everything else."""
     location = os.fspath(location)
     if importlib.util.find_spec("specs_engine.sources") is None:
         return location
     from specs_engine import sources
 
-    return os.fspath(sources.resolve(location))
+    return os.fspath(sources.resolve(location, reads=files_read_by(backend)))
+
+
+def files_read_by(backend: str) -> Callable[[str], bool]:
+    """Which files of a registry cache entry the backend loads, by name."""
+    if backend == "llama.cpp":
+        return lambda name: name.endswith(".gguf")
+    return lambda name: not name.endswith(".gguf")
 
 
 def load_language_model(
@@ -97,7 +105,7 @@ def load_language_model(
     if backend not in BACKENDS:
         raise ConfigError(f"backend={backend!r} is not allowed: backend must be one of {', '.join(BACKENDS)}")
     # An openai location is a server URL, not a model to resolve.
-    resolved = os.fspath(location) if backend == "openai" else resolve_location(location)
+    resolved = os.fspath(location) if backend == "openai" else resolve_location(location, backend)
     key = ("language", resolved, backend, str(dtype), str(device), cache_key(kwargs))
     with named_load_errors("model", resolved):
         return load_once(key, lambda: importlib.import_module(BACKENDS[backend]).load(

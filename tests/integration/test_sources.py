@@ -306,3 +306,25 @@ def test_a_complete_cache_on_a_read_only_disk_still_loads(tmp_path, monkeypatch)
     monkeypatch.setattr(sources, "_locked", read_only)
     monkeypatch.setattr(sources.tempfile, "mkdtemp", read_only)
     assert sources.ensure_cached(entry, cache_dir=tmp_path / "c", converter=RecordingConverter()) == built
+
+
+def test_only_the_files_a_backend_reads_are_hashed(tmp_path, monkeypatch):
+    """llama.cpp opens only the GGUF: a start-up hashes that file, not the bf16 copy beside
+    it (seconds for the real preset); a transformers load hashes the rest, and finds the
+    damage the llama.cpp check never looked at."""
+    from specs_engine.backends import files_read_by
+    from specs_engine import file_hashes
+
+    entry = _fake_entry(tmp_path, monkeypatch)
+    built = sources.ensure_cached(entry, cache_dir=tmp_path / "c", converter=RecordingConverter())
+    weights = built / "model.safetensors"
+    weights.write_bytes(b"X" * weights.stat().st_size)  # same size: only a hash sees it
+    file_hashes.forget()
+    hashed: list[str] = []
+    real = file_hashes.sha256_file
+    monkeypatch.setattr(file_hashes, "sha256_file", lambda path: hashed.append(path.name) or real(path))
+    assert sources.is_complete(built, entry, full=True, reads=files_read_by("llama.cpp"))
+    assert hashed == ["fake.gguf"]
+    hashed.clear()
+    assert not sources.is_complete(built, entry, full=True, reads=files_read_by("transformers"))
+    assert "fake.gguf" not in hashed and "model.safetensors" in hashed

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Issue 11 part 4 on the TUNE split: how much should soft verification listen to the reward?
+# With the target probe the reward is informative, but beta 4 x reward in [0, 1] barely moves
+# a score whose threshold is -6 on a summed log-ratio: SPECS accepted 88% of draft rounds and
+# followed the draft. Each stage is one (beta, accept_threshold) pair, same knobs as
+# test_frontier.sh otherwise; the first also runs target beam search and greedy:target so the
+# paired ratios have a reference. Resumable (rerun to continue). Timings need a quiet machine.
+#
+#   HF_HUB_OFFLINE=1 bash benchmarks/tune_levers.sh [default beta10-thr0 beta20-thr10 ...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SPECS=(.venv/bin/python -m specs_engine.app.cli bench --split tune --n 4 --beam-width 2
+       --max-steps 12 --max-new-tokens 512 --max-step-tokens 64 --seed 0)
+OUT=benchmarks/results/tune-levers
+for stage in ${@:-default beta10-thr0 beta20-thr10}; do
+    case "$stage" in
+        default) "${SPECS[@]}" --out "$OUT/default" --beta 4 --accept-threshold -6 \
+                     --methods specs,beam_search:target,greedy:target ;;
+        beta10-thr0) "${SPECS[@]}" --out "$OUT/beta10-thr0" --beta 10 --accept-threshold 0 --methods specs ;;
+        beta20-thr10) "${SPECS[@]}" --out "$OUT/beta20-thr10" --beta 20 --accept-threshold 10 --methods specs ;;
+        *) echo "unknown stage $stage: use default, beta10-thr0, beta20-thr10" >&2; exit 2 ;;
+    esac
+done
