@@ -113,6 +113,27 @@ def test_batched_scores_over_several_prefixes_equal_transformers(pairs):
     assert _max_gap(ours, theirs) < EXACT
 
 
+def test_beams_of_different_lengths_decode_as_one_batch(gguf_dirs, pairs, monkeypatch):
+    """Every beam's candidates in one llama_decode per token (each token at its own
+    sequence and position, no padding), with the candidates transformers decodes beam by
+    beam; a duplicate beam is prefilled once."""
+    llama, hf = _llama(gguf_dirs["target"], kv_type="f32"), pairs["target"][1]
+    first, second = hf.encode_prompt(CHAT), hf.encode_prompt("Cara has 5 books.")
+    assert len(first) != len(second)
+    calls = []
+    decode = llama.native.decode
+    monkeypatch.setattr(llama.native, "decode", lambda batch, **kw: calls.append(len(batch)) or decode(batch, **kw))
+    params = ProposalParams("\n\n", 16, greedy=True)
+    ours = llama.propose([first, second, first], 2, params)
+    theirs = hf.propose([first, second, first], 2, params)
+    assert [[c.token_ids for c in b] for b in ours] == [[c.token_ids for c in b] for b in theirs]
+    assert _max_gap([c.token_logprobs for b in ours for c in b], [c.token_logprobs for b in theirs for c in b]) < EXACT
+    longest = max(len(c.token_ids) for b in ours for c in b)
+    assert calls[:2] == [len(first), len(second)]  # two prefills: the duplicate shares the first
+    assert len(calls) == 2 + longest - 1  # then one decode per token for all six candidates
+    assert sum(calls[2:]) == sum(len(c.token_ids) - 1 for b in ours for c in b)  # (the last is never fed)
+
+
 def test_default_f16_kv_cells_stay_within_the_measured_gap(gguf_dirs, pairs):
     llama = _llama(gguf_dirs["target"], cache_size=0)
     _, hf = pairs["target"]

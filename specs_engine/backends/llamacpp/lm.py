@@ -117,69 +117,83 @@ class LlamaCppLM:
     def propose(
         self, prefixes: Sequence[Sequence[int]], num_candidates: int, params: ProposalParams
     ) -> list[list[Candidate]]:
-        """num_candidates sampled next steps per prefix; the candidates of one prefix
-        decode as one batch of sequences sharing the prefix's KV cells."""
+        """num_candidates sampled next steps per prefix. Every prefix's candidates decode
+        as ONE batch of sequences (those of a prefix share its KV cells): llama.cpp takes
+        each token at its own sequence and position, so beams of different lengths decode
+        together with no padding, one llama_decode per token for the whole round. (On 2
+        cores a batch of 4 costs about 1.6 batches of 2: beams one after another paid twice.)"""
         check_count(num_candidates)
         check_params(params)
         checked = [check_prefix(p, f"prefixes[{i}]", self) for i, p in enumerate(prefixes)]
         generator = torch.Generator()
         generator.manual_seed(params.seed if params.seed is not None else torch.seed())
+        limits = [min(params.max_new_tokens, self.context_window - len(p)) for p in checked]
+        out: list[list[Candidate]] = [[] for _ in checked]
         with queued(self.lock, until_deadline=True), self._reset_on_error():
-            return [self._propose_one(p, num_candidates, params, generator) for p in checked]
+            for limit in sorted(set(limits), reverse=True):  # one batch unless near the window's end
+                members = [i for i, room in enumerate(limits) if room == limit]
+                found = self._propose_batch([checked[i] for i in members], num_candidates, params, limit, generator)
+                for i, candidates in zip(members, found):
+                    out[i] = candidates
+        return out
 
-    def _propose_one(self, prefix: tuple[int, ...], n: int, params: ProposalParams,
-                     generator: Any) -> list[Candidate]:
-        state = self._prefix_state(prefix)
-        seqs = self._pool.acquire(n)
-        for seq in seqs:
-            self.native.copy_sequence(state.seq, seq, len(prefix))
-        limit = min(params.max_new_tokens, self.context_window - len(prefix))
+    def _propose_batch(self, prefixes: list[tuple[int, ...]], n: int, params: ProposalParams,
+                       limit: int, generator: Any) -> list[list[Candidate]]:
+        """n candidates for each prefix, all decoded together; row r extends prefix r // n."""
+        states = {p: self._prefix_state(p) for p in dict.fromkeys(prefixes)}  # a duplicate beam prefills once
+        owner = [prefixes[r // n] for r in range(n * len(prefixes))]
+        seqs = self._pool.acquire(len(owner))
+        for prefix, seq in zip(owner, seqs):
+            self.native.copy_sequence(states[prefix].seq, seq, len(prefix))
 
         def finished(rows: list[Row], active: list[int], logits: Any) -> None:
             self.decode_tokens += len(active)
             if not params.with_states:  # else the sequences stay ours until _with_states
-                self._remember_finished(prefix, rows, active, seqs, logits)
+                self._remember_finished(owner, rows, active, seqs, logits)
 
         def step(rows: list[Row], active: list[int], still: list[int]) -> Any:
             going = [active[i] for i in still]
-            position = len(prefix) + len(rows[going[0]].tokens) - 1  # rows started together
-            batch = [Token(rows[r].tokens[-1], position, seqs[r], True) for r in going]
-            undo = lambda: [self.native.drop_sequence(seqs[r], position) for r in going]  # noqa: E731
+            at = {r: len(owner[r]) + len(rows[r].tokens) - 1 for r in going}  # the newest token's position
+            batch = [Token(rows[r].tokens[-1], at[r], seqs[r], True) for r in going]
+            undo = lambda: [self.native.drop_sequence(seqs[r], at[r]) for r in going]  # noqa: E731
             out: list[np.ndarray] = []
-            self._run(batch, undo, lambda chunk, at: out.append(chunk.logits))
+            self._run(batch, undo, lambda chunk, _: out.append(chunk.logits))
             return torch.from_numpy(np.concatenate(out))
 
+        first = torch.from_numpy(np.stack([states[prefix].last_logits for prefix in owner]))
         rows = decode_rows(
-            n, torch.from_numpy(state.last_logits).expand(n, -1), params, limit, self.eos_token_ids,
-            self.decode, lambda logits: sample_next(logits, params.temperature, params.top_p, params.greedy, generator),
+            len(owner), first, params, limit, self.eos_token_ids, self.decode,
+            lambda logits: sample_next(logits, params.temperature, params.top_p, params.greedy, generator),
             finished, step,
         )
         candidates = [to_candidate(row, self.decode) for row in rows]
         if params.with_states and not past(params.deadline):
-            candidates = self._with_states(prefix, candidates, seqs, params.state_offset)
+            candidates = self._with_states(owner, candidates, seqs, params.state_offset)
         elif params.with_states:  # out of time: the search salvages the round, reading no state
             for seq in seqs:
                 self._pool.release(seq)
-        self._pool.put(state)  # the prefix itself stays the most recently used
-        return candidates
+        for state in states.values():
+            self._pool.put(state)  # the prefixes themselves stay the most recently used
+        return [candidates[k : k + n] for k in range(0, len(candidates), n)]
 
-    def _with_states(self, prefix: tuple[int, ...], candidates: list[Candidate], seqs: list[int],
+    def _with_states(self, owner: list[tuple[int, ...]], candidates: list[Candidate], seqs: list[int],
                      offset: int) -> list[Candidate]:
         """The candidates with their final hidden state `offset` tokens before their last
-        token. Decoding sampled the last token but never fed it, and fed the others without
-        states: ONE batched llama_decode feeds every candidate's last offset + 1 tokens into
-        its sequence (cut back to the prefix and the tokens before them), reading the state
-        of the first fed one and the logits after the last. Each sequence is then cached as
-        prefix + candidate with those logits, so the next step on an accepted candidate
-        prefills nothing. A candidate of offset tokens or fewer (empty included) gets None;
-        a non-empty one still feeds all its tokens, to be cached whole."""
+        token (owner[r]: row r's prefix). Decoding sampled the last token but never fed it,
+        and fed the others without states: ONE batched llama_decode feeds every candidate's
+        last offset + 1 tokens into its sequence (cut back to the prefix and the tokens
+        before them), reading the state of the first fed one and the logits after the last.
+        Each sequence is then cached as prefix + candidate with those logits, so the next
+        step on an accepted candidate prefills nothing. A candidate of offset tokens or
+        fewer (empty included) gets None; a non-empty one still feeds all its tokens, to be
+        cached whole."""
         rows = [r for r, c in enumerate(candidates) if c.token_ids]
         for r in set(range(len(candidates))) - set(rows):
             self._pool.release(seqs[r])
         if not rows:
             return candidates
         fed = {r: candidates[r].token_ids[-(offset + 1):] for r in rows}
-        at = {r: len(prefix) + len(candidates[r].token_ids) - len(fed[r]) for r in rows}
+        at = {r: len(owner[r]) + len(candidates[r].token_ids) - len(fed[r]) for r in rows}
         for r in rows:  # a candidate cut before a stop string has decoded past its end
             self.native.drop_sequence(seqs[r], at[r])
         # every fed token an output (with embeddings on, llama.cpp computes them all anyway)
@@ -193,14 +207,15 @@ class LlamaCppLM:
         self.decode_tokens += len(batch)
         for j, r in enumerate(rows):  # the logits after a row's last token: its next step's
             after = logits[starts[j + 1] - 1]
-            self._pool.put(CachedSequence(prefix + candidates[r].token_ids, seqs[r], after))
+            self._pool.put(CachedSequence(owner[r] + candidates[r].token_ids, seqs[r], after))
         states = {r: found[starts[j]] for j, r in enumerate(rows) if len(fed[r]) > offset}
         return [dataclasses.replace(c, state=states.get(r)) for r, c in enumerate(candidates)]
 
-    def _remember_finished(self, prefix: tuple[int, ...], rows: list[Row], active: list[int],
+    def _remember_finished(self, owner: list[tuple[int, ...]], rows: list[Row], active: list[int],
                            seqs: list[int], logits: Any) -> None:
         """A finished row's sequence holds the KV of every token but its last: it becomes
-        a cached prefix as it is, so the next step on that candidate prefills one token."""
+        a cached prefix as it is (owner[r] + the row's tokens), so the next step on that
+        candidate prefills one token."""
         for i, r in enumerate(active):
             row = rows[r]
             if row.finish is None:
@@ -208,7 +223,7 @@ class LlamaCppLM:
             if len(row.tokens) < 2:
                 self._pool.release(seqs[r])
                 continue
-            ids = prefix + tuple(row.tokens[:-1])
+            ids = owner[r] + tuple(row.tokens[:-1])
             self._pool.put(CachedSequence(ids, seqs[r], logits[i].numpy().copy()))
 
     # ---- scoring ------------------------------------------------------------------
