@@ -300,7 +300,7 @@ class SearchRun:
         missing = [b for b in pool if b.step is not None and b.step.reward is None]
         if self.roles.reward is None or len(pool) < 2 or not missing:
             return
-        values = self._unless_cut(self.scoring.rewards, [b.texts() for b in missing])
+        values = self._unless_cut(self.scoring.beam_rewards, missing)
         for beam, value in zip(missing, values or ()):
             beam.step = replace(beam.step, reward=value)
 

@@ -121,6 +121,18 @@ class Scoring:
             return self._probe_rewards(proposals, [p.candidate.state for p in proposals], step)
         return self.rewards(solutions_of(proposals), step)
 
+    def beam_rewards(self, beams: Sequence[Beam], step: int) -> list[float]:
+        """The reward of each beam's last step, for beams that finished unscored (best-of-n
+        samples, ranked once at the end): a probe on the target reads it over the search's
+        own ids, the layout it was trained on and the rounds use (its score() would encode
+        the question without the chat template); any other reward scores the texts."""
+        if self.probe is None:
+            return self.rewards([beam.texts() for beam in beams], step)
+        target = self.roles.model("target")
+        prefixes = [self.prefix("target", beam.parent) for beam in beams if beam.parent is not None]
+        steps = [self._ids_for(target, beam.token_ids, beam.step.text) for beam in beams if beam.step]
+        return self._probe_call(step, self.probe.rewards_at, prefixes, steps)
+
     def _probe_rewards(
         self, proposals: Sequence[Proposal], states: Sequence[Any], step: int
     ) -> list[float]:
@@ -198,10 +210,12 @@ class Scoring:
             raise DeadlineExceededError(f"reward model {reward.name!r} was still scoring at the deadline") from None
 
     def _target_ids(self, target: Any, proposal: Proposal) -> list[int]:
-        """A candidate's tokens as the target reads them: its own ids when the tokenizers
+        return self._ids_for(target, proposal.candidate.token_ids, proposal.candidate.text)
+
+    def _ids_for(self, target: Any, token_ids: Sequence[int], text: str) -> list[int]:
+        """A step's tokens as the target reads them: its own ids when the tokenizers
         match, else its text encoded by the target."""
-        candidate = proposal.candidate
-        return list(candidate.token_ids) if self.pass_ids else target.encode(candidate.text)
+        return list(token_ids) if self.pass_ids else target.encode(text)
 
     def _target_log_ratios(self, proposals: Sequence[Proposal], step: int) -> list[float]:
         return self._target_scores(proposals, step, with_states=False)[0]

@@ -320,6 +320,39 @@ def test_a_target_candidate_without_a_state_is_scored_by_the_probes_own_forward(
     assert result.steps[0].reward == pytest.approx(REWARDS["t\n\n"]) and CountingProbe.score_calls == 1
 
 
+class RecordingProbe(TargetProbe):
+    """Records the prefixes rewards_at reads (the probe's own target forward)."""
+
+    prefixes: list = []
+
+    def rewards_at(self, prefixes, steps):
+        type(self).prefixes += [list(p) for p in prefixes]
+        return super().rewards_at(prefixes, steps)
+
+
+def test_unscored_finished_beams_are_read_after_the_searchs_own_prompt_ids(tmp_path, base):
+    """Beams that finished without a reward are ranked once at the end (SearchRun.finish):
+    the probe must read them after the prompt as the search encoded it (chat template,
+    system turn), the layout it was trained on and the rounds use, not the bare question."""
+    from specs_engine.result import Step
+    from specs_engine.search.clock import RunClock
+
+    draft, target = roles()
+    probe = RecordingProbe.from_directory(probe_dir(tmp_path, base)).attach(target, base)
+    RecordingProbe.prefixes = []
+    chat = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "q"}]
+    engine = SpecsEngine(draft, target, probe)
+    run = engine._prepare(chat, "best_of_n", SpecsConfig(n=2, beam_width=2), Budget(), "target",
+                          None, None, None, timer=RunClock(engine.clock, engine.clock(), None))
+    beams = [run.root.child(Step(text, "target", None, None, None, len(text)), tuple(target.encode(text)))
+             for text in ("good\n\n", "bad\n\n")]
+    run.score_unrewarded(beams)
+    assert [b.reward for b in beams] == pytest.approx([REWARDS["good\n\n"], REWARDS["bad\n\n"]])
+    prompt = target.encode_prompt(chat)
+    assert RecordingProbe.prefixes == [prompt, prompt]
+    assert prompt != target.encode_prompt("q")  # what score(question, texts) would have read after
+
+
 def test_the_shipped_probe_is_the_preset_targets():
     from specs_engine.sources import ASSETS, resolve
 
