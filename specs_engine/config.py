@@ -16,6 +16,7 @@ from specs_engine.tool_calls import StructureCheck
 LOG_RATIOS = ("sum", "mean")
 FINAL_SELECTIONS = ("last_reward", "weighted_vote")
 TOKEN_PASSING = ("auto", "ids", "text")
+STARTS = ("target", "draft")
 
 
 def _fail(name: str, value: Any, allowed: str) -> None:
@@ -44,6 +45,10 @@ class SpecsConfig:
     round (1 of 54) and lost accuracy, -3 was slower at the same accuracy."""
     tau: float = 0.5
     """After a target round, switch to draft mode when the best reward exceeds tau."""
+    start: Literal["target", "draft"] = "target"
+    """Which model writes SPECS' first step. The paper starts with the target: the first
+    step sets the plan, and its reward decides whether the draft takes over; "draft"
+    saves that target round when the draft's plans can be trusted."""
     rsd_threshold: float = 0.5
     """rsd only: a draft step is accepted when its reward is at least this."""
     temperature: float = 0.7
@@ -109,6 +114,7 @@ class SpecsConfig:
         self._check_choice("log_ratio", LOG_RATIOS)
         self._check_choice("final_selection", FINAL_SELECTIONS)
         self._check_choice("token_passing", TOKEN_PASSING)
+        self._check_choice("start", STARTS)
         if self.structure is not None and not isinstance(self.structure, StructureCheck):
             _fail("structure", self.structure, "a StructureCheck or None")
         if not isinstance(self.delimiter, str) or not self.delimiter:

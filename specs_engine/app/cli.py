@@ -70,6 +70,8 @@ def parser() -> argparse.ArgumentParser:
         knobs.add_argument("--beta", type=float, default=SpecsConfig.beta)
         knobs.add_argument("--accept-threshold", type=float, default=SpecsConfig.accept_threshold)
         knobs.add_argument("--tau", type=float, default=SpecsConfig.tau)
+        knobs.add_argument("--start", choices=["target", "draft"], default=SpecsConfig.start,
+                           help="which model writes SPECS' first step")
         knobs.add_argument("--temperature", type=float, default=SpecsConfig.temperature)
         knobs.add_argument("--max-step-tokens", type=int, default=SpecsConfig.max_step_tokens)
         knobs.add_argument("--seed", type=int, default=0)
@@ -83,7 +85,7 @@ def config_and_budget(args: argparse.Namespace) -> tuple[SpecsConfig, Budget]:
     """The search settings, validated (no model is loaded)."""
     return from_settings(dict(
         n=args.n, beam_width=args.beam_width or args.n, beta=args.beta,
-        accept_threshold=args.accept_threshold, tau=args.tau,
+        accept_threshold=args.accept_threshold, tau=args.tau, start=args.start,
         temperature=args.temperature, seed=args.seed, max_step_tokens=args.max_step_tokens,
         latency_s=args.budget_s, max_steps=args.max_steps, max_new_tokens=args.max_new_tokens,
     ))

@@ -1,6 +1,6 @@
 """SPECS: the draft proposes, the target and the reward model verify, hard steps defer.
 
-Generation starts in target mode. A target round switches to draft mode when its best
+Generation starts in target mode (config.start). A target round switches to draft mode when its best
 reward exceeds tau; a draft round whose candidates all fail soft verification is
 deferred: the target regenerates that step (the draft's spent time stays in the stats).
 """
@@ -17,7 +17,7 @@ from specs_engine.verification import sample_children, soft_score, survivors
 
 def run_specs(run: SearchRun) -> list[Beam]:
     """The search loop; returns the live beams when it stops (run.finish ranks them)."""
-    beams, mode = run.beams, "target"
+    beams, mode = run.beams, run.config.start
     while not run.should_stop():
         if not run.can_afford(f"{mode} round"):
             beams = finish_cheaply(run, beams, "draft")

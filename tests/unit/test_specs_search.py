@@ -10,7 +10,7 @@ from collections import Counter
 import pytest
 
 from tests.helpers.scripted import FakeClock, OtherTokenizerLM, ScriptedLM, ScriptedReward
-from specs_engine import Budget, ModelCallError, RewardError, SpecsConfig, SpecsEngine
+from specs_engine import Budget, ConfigError, ModelCallError, RewardError, SpecsConfig, SpecsEngine
 from specs_engine.search.clock import RunClock
 from specs_engine.search.specs import run_specs
 from specs_engine.verification import log_ratio, sample_children, soft_score, survivors
@@ -38,6 +38,20 @@ def test_generation_starts_with_the_target():
     result = engine.generate("q", budget=Budget(max_steps=1))
     assert [s.source for s in result.steps] == ["target"]
     assert draft.propose_calls == 0 and result.budget_exhausted and result.stop_reason == "max_steps"
+
+
+def test_start_draft_lets_the_draft_write_the_first_step_and_a_rejection_still_defers():
+    engine, draft, target, _ = engine_with(lambda i: ["d\n\n"], lambda i: ["t\n\n"], {"t\n\n": 0.9, "d\n\n": 0.9})
+    result = engine.generate("q", config=SpecsConfig(start="draft", accept_threshold=0.0), budget=Budget(max_steps=2))
+    assert [s.source for s in result.steps] == ["draft", "draft"] and target.propose_calls == 0
+    engine, _, target, _ = engine_with(lambda i: ["d\n\n"], lambda i: ["t\n\n"], {"t\n\n": 0.9, "d\n\n": 0.0})
+    result = engine.generate("q", config=SpecsConfig(start="draft", accept_threshold=50.0), budget=Budget(max_steps=1))
+    assert [s.source for s in result.steps] == ["target"] and result.stats.draft_rounds_rejected == 1
+
+
+def test_an_unknown_start_is_refused_naming_the_choices():
+    with pytest.raises(ConfigError, match="start='beam' is not allowed: start must be one of target, draft"):
+        SpecsConfig(start="beam")
 
 
 def test_low_target_reward_keeps_target_mode():
