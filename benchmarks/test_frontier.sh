@@ -10,7 +10,8 @@
 # model directly); more: rsd and draft beam search added to the same folder (a resume: rows
 # already there are kept).
 #
-# The knobs are the tune runs' (benchmarks/results/tune-heads/*/settings.json), so test
+# The knobs are the tune runs' (benchmarks/results/tune-levers/*/settings.json; beta and
+# accept_threshold are the defaults chosen there), so test
 # figures compare with the tune figures the defaults were chosen on.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -70,7 +70,7 @@ def test_accepted_draft_steps_keep_draft_mode():
     assert target.propose_calls == 1
     assert result.stats.steps_from_draft == 3 and result.stats.steps_from_target == 1
     draft_step = result.steps[1]
-    assert draft_step.score == pytest.approx(4.0 * 0.9 + draft_step.log_ratio)
+    assert draft_step.score == pytest.approx(SpecsConfig.beta * 0.9 + draft_step.log_ratio)
 
 
 def test_rejected_draft_round_defers_to_target_then_switches_back():

@@ -1,0 +1,84 @@
+"""The tune-split figures behind the default beta / accept_threshold (issue 11 part 4).
+
+Each folder of benchmarks/results/tune-levers holds SPECS at one (beta, accept_threshold);
+`default` also holds target beam search and greedy:target, the references every setting is
+paired against problem by problem (runs of one session, minutes apart, quiet machine). No
+model runs here: every number is derived from the committed rows.
+
+    .venv/bin/python benchmarks/tune_levers_figures.py
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
+
+from artefact import write_artefact  # noqa: E402
+
+from specs_engine.app.latency_stats import paired_ratio  # noqa: E402
+
+FOLDER = ROOT / "benchmarks" / "results" / "tune-levers"
+REFERENCES = ("beam_search:target", "greedy:target")
+
+
+def rows_of(folder: Path) -> list[dict]:
+    lines = (folder / "results.jsonl").read_text(encoding="utf-8").splitlines()
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+def setting(folder: Path) -> dict[str, Any]:
+    config = json.loads((folder / "settings.json").read_text())["config"]
+    return {"beta": config["beta"], "accept_threshold": config["accept_threshold"]}
+
+
+def arm_figures(rows: list[dict], references: dict[str, dict[str, dict]]) -> dict[str, Any]:
+    """Solved, time and draft use of one arm, and its paired latency against each reference."""
+    steps = [s for r in rows for s in r.get("steps") or []]
+    out: dict[str, Any] = {
+        "problems": len(rows),
+        "solved": sum(bool(r["correct"]) for r in rows),
+        "mean_s": sum(r["wall_s"] for r in rows) / len(rows),
+        "draft_s": sum(r["draft_s"] for r in rows) / len(rows),
+        "target_s": sum(r["target_s"] for r in rows) / len(rows),
+        "draft_steps_share": sum(s[0] == "draft" for s in steps) / max(len(steps), 1),
+        "draft_rounds": sum(r.get("draft_rounds") or 0 for r in rows),
+        "draft_rounds_rejected": sum(r.get("draft_rounds_rejected") or 0 for r in rows),
+    }
+    for name, reference in references.items():
+        pairs = [(r["wall_s"], reference[r["problem"]]["wall_s"]) for r in rows if r["problem"] in reference]
+        stats = paired_ratio(pairs)
+        out[f"vs {name}"] = dataclasses.asdict(stats) if stats else None
+        out[f"solved_where_{name}_failed"] = sum(
+            bool(r["correct"]) and not reference[r["problem"]]["correct"] for r in rows if r["problem"] in reference)
+        out[f"failed_where_{name}_solved"] = sum(
+            not r["correct"] and bool(reference[r["problem"]]["correct"]) for r in rows if r["problem"] in reference)
+    return out
+
+
+def derive(folder: Path = FOLDER) -> dict[str, Any]:
+    base = rows_of(folder / "default")
+    references = {name: {r["problem"]: r for r in base if r["arm"] == name} for name in REFERENCES}
+    figures: dict[str, Any] = {"references": {
+        name: arm_figures(list(rows.values()), {k: v for k, v in references.items() if k != name})
+        for name, rows in references.items()}}
+    for sub in sorted(p for p in folder.iterdir() if (p / "results.jsonl").exists()):
+        specs = [r for r in rows_of(sub) if r["arm"] == "specs"]
+        figures[sub.name] = {**setting(sub), **arm_figures(specs, references)}
+    return figures
+
+
+def main() -> int:
+    path = write_artefact("figures", derive(), out_dir=FOLDER,
+                          notes="derived from the results.jsonl of each folder here; no model ran")
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
