@@ -1,9 +1,9 @@
 """The tune-split figures behind the default beta / accept_threshold (issue 11 part 4).
 
 Each folder of benchmarks/results/tune-levers holds SPECS at one (beta, accept_threshold);
-`default` also holds target beam search and greedy:target, the references every setting is
-paired against problem by problem (runs of one session, minutes apart, quiet machine). No
-model runs here: every number is derived from the committed rows.
+`default` also holds target beam search and greedy:target, the references each setting's
+solved problems are compared with problem by problem (their times are not comparable: see
+QUIET). No model runs here: every number is derived from the committed rows.
 
     .venv/bin/python benchmarks/tune_levers_figures.py
 """
@@ -25,6 +25,10 @@ from specs_engine.app.latency_stats import paired_ratio  # noqa: E402
 
 FOLDER = ROOT / "benchmarks" / "results" / "tune-levers"
 REFERENCES = ("beam_search:target", "greedy:target")
+QUIET = "default-quiet"
+"""beta 4 / -6 again, on the first 12 problems, on the revision the other settings ran on
+(the `default` folder ran on the one before, which decoded beams one after another, while
+short test runs shared the machine: its times are not comparable with the others')."""
 
 
 def rows_of(folder: Path) -> list[dict]:
@@ -67,9 +71,11 @@ def derive(folder: Path = FOLDER) -> dict[str, Any]:
     figures: dict[str, Any] = {"references": {
         name: arm_figures(list(rows.values()), {k: v for k, v in references.items() if k != name})
         for name, rows in references.items()}}
+    quiet = {r["problem"] for r in rows_of(folder / QUIET)}
     for sub in sorted(p for p in folder.iterdir() if (p / "results.jsonl").exists()):
         specs = [r for r in rows_of(sub) if r["arm"] == "specs"]
         figures[sub.name] = {**setting(sub), **arm_figures(specs, references)}
+        figures[sub.name][f"on the {QUIET} problems"] = arm_figures([r for r in specs if r["problem"] in quiet], {})
     return figures
 
 
