@@ -62,7 +62,9 @@ class SpecsConfig:
     """Sampling temperature of the proposing model. 0 means greedy proposals: one
     candidate per step (n must be 1), the draft's greedy step soft-verified and, when
     rejected, replaced by the target's greedy step; nothing is sampled, so the same call
-    gives the same answer twice without a seed. (The greedy method ignores it.)"""
+    gives the same answer twice without a seed on the same engine, up to floating-point
+    near-ties that a different prefix-cache history can flip (see the README). (The
+    greedy method ignores it.)"""
     top_p: float = 1.0
     """Nucleus sampling mass of the proposing model, in (0, 1]."""
     selection_temperature: float = 1.0
