@@ -145,9 +145,9 @@ PRESETS: dict[str, dict[str, str]] = {
 backends whose target returns no hidden states (the probe reads them)."""
 
 Converter = Callable[[Path, str, Path], None]
+"""convert(source_dir, gguf_file, out_dir): turn the verified GGUF into a loadable directory."""
 Reads = Callable[[str], bool]
 """Which files of a cache entry (by name) a loader opens."""
-"""convert(source_dir, gguf_file, out_dir): turn the verified GGUF into a loadable directory."""
 
 
 @dataclass(frozen=True)

@@ -203,10 +203,10 @@ def decode_rows(n: int, logits: Any, params: ProposalParams, limit: int, eos_ids
         active = [active[i] for i in still]
 
 
-
 def past(deadline: float | None) -> bool:
     """Whether a time.monotonic() deadline has passed (None: there is none)."""
     return deadline is not None and time.monotonic() >= deadline
+
 
 def extend_rows(rows: list[Row], active: list[int], tokens: Sequence[int], logprobs: Sequence[float],
                 params: ProposalParams, limit: int, eos_ids: Collection[int], decode: Decode) -> list[int]:

@@ -44,9 +44,10 @@ log-probs only).
 Steps the search holds no state of (draft steps outside a target scoring pass: rsd,
 beam_search on the draft; steps of state_offset tokens or fewer) go through rewards_at:
 the bound target's score_with_states over the search's own ids for the beam, an extra
-target forward charged as reward time. As a plain RewardModel (score(question,
-solutions): best_of_n's final scoring, callers outside the search) it does the same over
-the texts encoded, the question as a plain string (no chat template).
+target forward charged as reward time; so do beams that finished unscored and are ranked
+at the end. As a plain RewardModel (score(question, solutions): callers outside the
+search) it does the same over the texts encoded, the question as a plain string (no chat
+template).
 """
 
 from __future__ import annotations

@@ -128,10 +128,11 @@ class Scoring:
         the question without the chat template); any other reward scores the texts."""
         if self.probe is None:
             return self.rewards([beam.texts() for beam in beams], step)
-        target = self.roles.model("target")
-        prefixes = [self.prefix("target", beam.parent) for beam in beams if beam.parent is not None]
-        steps = [self._ids_for(target, beam.token_ids, beam.step.text) for beam in beams if beam.step]
-        return self._probe_call(step, self.probe.rewards_at, prefixes, steps)
+        last_steps = []
+        for beam in beams:
+            assert beam.parent is not None and beam.step is not None, "only a beam with a step is rewarded"
+            last_steps.append((beam.parent, beam.token_ids, beam.step.text))
+        return self._probe_forward(last_steps, step)
 
     def _probe_rewards(
         self, proposals: Sequence[Proposal], states: Sequence[Any], step: int
@@ -147,11 +148,20 @@ class Scoring:
         if have:
             rewards.update(zip(have, self._probe_call(step, self.probe.rewards_of, [states[i] for i in have])))
         if rest:
-            target = self.roles.model("target")
-            prefixes = [self.prefix("target", proposals[i].parent) for i in rest]
-            steps = [self._target_ids(target, proposals[i]) for i in rest]
-            rewards.update(zip(rest, self._probe_call(step, self.probe.rewards_at, prefixes, steps)))
+            last_steps = [(proposals[i].parent, proposals[i].candidate.token_ids, proposals[i].candidate.text)
+                          for i in rest]
+            rewards.update(zip(rest, self._probe_forward(last_steps, step)))
         return [rewards[i] for i in range(len(proposals))]
+
+    def _probe_forward(self, last_steps: Sequence[tuple[Beam, Sequence[int], str]], step: int) -> list[float]:
+        """The probe's reward of each (parent beam, step ids, step text) from its own target
+        forward over the search's ids (rewards_at: the prompt as the search encoded it, the
+        tokens as written), charged as reward time."""
+        assert self.probe is not None, "only a probe reads the target's forward"
+        target = self.roles.model("target")
+        prefixes = [self.prefix("target", parent) for parent, _, _ in last_steps]
+        steps = [self._ids_for(target, ids, text) for _, ids, text in last_steps]
+        return self._probe_call(step, self.probe.rewards_at, prefixes, steps)
 
     def _probe_call(self, step: int, method: Callable[..., Sequence[float]], *args: Sequence[Any]) -> list[float]:
         """One call of the probe (its head on states, or its own target forward), one

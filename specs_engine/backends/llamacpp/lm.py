@@ -120,8 +120,8 @@ class LlamaCppLM:
         """num_candidates sampled next steps per prefix. Every prefix's candidates decode
         as ONE batch of sequences (those of a prefix share its KV cells): llama.cpp takes
         each token at its own sequence and position, so beams of different lengths decode
-        together with no padding, one llama_decode per token for the whole round. (On 2
-        cores a batch of 4 costs about 1.6 batches of 2: beams one after another paid twice.)"""
+        together with no padding, one llama_decode per token for the whole round, where
+        beams decoded one after another paid that per-token call once per beam."""
         check_count(num_candidates)
         check_params(params)
         checked = [check_prefix(p, f"prefixes[{i}]", self) for i, p in enumerate(prefixes)]
