@@ -7,6 +7,12 @@
 # paired ratios have a reference. Resumable (rerun to continue). Timings need a quiet machine.
 #
 #   HF_HUB_OFFLINE=1 bash benchmarks/tune_levers.sh [default beta10-thr0 beta20-thr10 ...]
+#
+# Stage target-candidates: SPECS with 1 target candidate per beam in a target round against
+# the paper's n over the beams (the defaults otherwise), both folders filled one problem at
+# a time in turn so their paired times share the machine's state. Rule fixed before the
+# run: 1 becomes the CPU default if it solves at least the paper's count less one (one
+# problem in 24 is noise here) and its paired time ratio's 95% interval lies below 0.9.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SPECS=(.venv/bin/python -m specs_engine.app.cli bench --split tune --n 4 --beam-width 2
@@ -18,6 +24,12 @@ for stage in ${@:-default beta10-thr0 beta20-thr10}; do
                      --methods specs,beam_search:target,greedy:target ;;
         beta10-thr0) "${SPECS[@]}" --out "$OUT/beta10-thr0" --beta 10 --accept-threshold 0 --methods specs ;;
         beta20-thr10) "${SPECS[@]}" --out "$OUT/beta20-thr10" --beta 20 --accept-threshold 10 --methods specs ;;
-        *) echo "unknown stage $stage: use default, beta10-thr0, beta20-thr10" >&2; exit 2 ;;
+        target-candidates)
+            for limit in $(seq 1 24); do
+                "${SPECS[@]}" --out "$OUT/target-candidates-n" --methods specs --limit "$limit"
+                "${SPECS[@]}" --out "$OUT/target-candidates-1" --methods specs --limit "$limit" \
+                    --target-candidates 1
+            done ;;
+        *) echo "unknown stage $stage: use default, beta10-thr0, beta20-thr10, target-candidates" >&2; exit 2 ;;
     esac
 done

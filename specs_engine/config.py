@@ -56,6 +56,14 @@ class SpecsConfig:
     """Which model writes SPECS' first step. The paper starts with the target: the first
     step sets the plan, and its reward decides whether the draft takes over; "draft"
     saves that target round when the draft's plans can be trusted."""
+    target_candidates: int | None = None
+    """Candidates the target writes per beam in a SPECS target round; None: as many as
+    the draft does (n over the live beams, the paper). A target round keeps at most one
+    beam per candidate, so 1 from the root leaves one beam until a draft round widens it
+    again. Why fewer can pay: where sequences
+    decode in parallel for free (a GPU) extra target candidates cost little, but on a
+    2-core CPU four sequences are compute-bound: one decode step of the preset's 1.5B took
+    90.6 ms for 4 sequences against 29.5 ms for 1 (benchmarks/results/llamacpp_bench.json)."""
     rsd_threshold: float = 0.5
     """rsd only: a draft step is accepted when its reward is at least this."""
     temperature: float = 0.7
@@ -118,6 +126,8 @@ class SpecsConfig:
             _fail("top_p", self.top_p, "a number in (0, 1]")
         if not math.isfinite(self.accept_threshold) and self.accept_threshold != -math.inf:
             _fail("accept_threshold", self.accept_threshold, "a finite number or -inf")
+        if self.target_candidates is not None and self.target_candidates < 1:
+            _fail("target_candidates", self.target_candidates, "an integer >= 1 or None")
         if self.max_step_tokens < 1:
             _fail("max_step_tokens", self.max_step_tokens, "an integer >= 1")
         self._check_choice("log_ratio", LOG_RATIOS)

@@ -72,6 +72,8 @@ def parser() -> argparse.ArgumentParser:
         knobs.add_argument("--tau", type=float, default=SpecsConfig.tau)
         knobs.add_argument("--start", choices=["target", "draft"], default=SpecsConfig.start,
                            help="which model writes SPECS' first step")
+        knobs.add_argument("--target-candidates", type=int, default=SpecsConfig.target_candidates,
+                           help="candidates per beam in a SPECS target round (default: as the draft)")
         knobs.add_argument("--temperature", type=float, default=SpecsConfig.temperature)
         knobs.add_argument("--max-step-tokens", type=int, default=SpecsConfig.max_step_tokens)
         knobs.add_argument("--seed", type=int, default=0)
@@ -86,6 +88,7 @@ def config_and_budget(args: argparse.Namespace) -> tuple[SpecsConfig, Budget]:
     return from_settings(dict(
         n=args.n, beam_width=args.beam_width or args.n, beta=args.beta,
         accept_threshold=args.accept_threshold, tau=args.tau, start=args.start,
+        target_candidates=args.target_candidates,
         temperature=args.temperature, seed=args.seed, max_step_tokens=args.max_step_tokens,
         latency_s=args.budget_s, max_steps=args.max_steps, max_new_tokens=args.max_new_tokens,
     ))

@@ -17,11 +17,13 @@ def keep_best(
     return [run.accept(proposals[i], rewards[i]) for i in order[:keep]]
 
 
-def reward_round(run: SearchRun, role: Source, beams: Sequence[Beam]) -> tuple[list[Beam], float]:
-    """One step of reward-guided beam search by `role`: propose, score, keep the best.
+def reward_round(run: SearchRun, role: Source, beams: Sequence[Beam],
+                 per_beam: int | None = None) -> tuple[list[Beam], float]:
+    """One step of reward-guided beam search by `role`: propose `per_beam` candidates per
+    beam (default: n over the beams), score, keep the best.
 
     Returns the new beams and the best reward seen (SPECS switches modes on it)."""
-    proposals = run.propose(role, beams, run.per_beam(beams))
+    proposals = run.propose(role, beams, per_beam or run.per_beam(beams))
     if run.timed_out():
         return run.salvage(proposals), float("-inf")
     rewards = run.rewards(proposals)

@@ -32,7 +32,7 @@ def run_specs(run: SearchRun) -> list[Beam]:
                 mode = "target"
             continue
         with run.round("target round"):
-            children, best_reward = reward_round(run, "target", beams)
+            children, best_reward = reward_round(run, "target", beams, run.config.target_candidates)
         run.stats.target_rounds += 1
         mode = "draft" if best_reward > run.config.tau else "target"
         beams = run.advance(children)
