@@ -25,6 +25,9 @@ from specs_engine.app.latency_stats import paired_ratio  # noqa: E402
 
 FOLDER = ROOT / "benchmarks" / "results" / "tune-levers"
 REFERENCES = ("beam_search:target", "greedy:target")
+PAIRED = {"target-candidates-1": "target-candidates-n"}
+"""A folder -> the folder it was run in turn with, problem by problem (tune_levers.sh's
+target-candidates stage): its times are compared with that one's, paired."""
 QUIET = "default-quiet"
 """beta 4 / -6 again, on the first 12 problems, on the revision the other settings ran on
 (the `default` folder ran on the one before, which decoded beams one after another, while
@@ -38,7 +41,8 @@ def rows_of(folder: Path) -> list[dict]:
 
 def setting(folder: Path) -> dict[str, Any]:
     config = json.loads((folder / "settings.json").read_text())["config"]
-    return {"beta": config["beta"], "accept_threshold": config["accept_threshold"]}
+    return {"beta": config["beta"], "accept_threshold": config["accept_threshold"],
+            "target_candidates": config.get("target_candidates")}
 
 
 def arm_figures(rows: list[dict], references: dict[str, dict[str, dict]]) -> dict[str, Any]:
@@ -74,7 +78,9 @@ def derive(folder: Path = FOLDER) -> dict[str, Any]:
     quiet = {r["problem"] for r in rows_of(folder / QUIET)}
     for sub in sorted(p for p in folder.iterdir() if (p / "results.jsonl").exists()):
         specs = [r for r in rows_of(sub) if r["arm"] == "specs"]
-        figures[sub.name] = {**setting(sub), **arm_figures(specs, references)}
+        partner = {PAIRED[sub.name]: {r["problem"]: r for r in rows_of(folder / PAIRED[sub.name])}} \
+            if sub.name in PAIRED else {}
+        figures[sub.name] = {**setting(sub), **arm_figures(specs, {**references, **partner})}
         figures[sub.name][f"on the {QUIET} problems"] = arm_figures([r for r in specs if r["problem"] in quiet], {})
     return figures
 

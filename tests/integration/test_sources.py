@@ -328,3 +328,42 @@ def test_only_the_files_a_backend_reads_are_hashed(tmp_path, monkeypatch):
     hashed.clear()
     assert not sources.is_complete(built, entry, full=True, reads=files_read_by("transformers"))
     assert "fake.gguf" not in hashed and "model.safetensors" in hashed
+
+
+def test_a_verified_file_is_not_hashed_again_by_a_later_process_until_it_changes(tmp_path, monkeypatch):
+    """The entry's .verified.json remembers each match with the file's identity: a new
+    process (forget()) skips the gigabyte hash; a same-size corruption whose mtime was set
+    back still changes the ctime, so it is hashed again and found."""
+    from specs_engine import file_hashes
+
+    entry = _fake_entry(tmp_path, monkeypatch)
+    built = sources.ensure_cached(entry, cache_dir=tmp_path / "c", converter=RecordingConverter())
+    hashed: list[str] = []
+    real = file_hashes.sha256_file
+    monkeypatch.setattr(file_hashes, "sha256_file", lambda path: hashed.append(path.name) or real(path))
+    file_hashes.forget()
+    assert sources.is_complete(built, entry, full=True) and {"fake.gguf", "model.safetensors"} <= set(hashed)
+    file_hashes.forget()
+    hashed.clear()
+    assert sources.is_complete(built, entry, full=True) and hashed == []
+    weights = built / "model.safetensors"
+    before = weights.stat()
+    weights.write_bytes(b"X" * before.st_size)
+    os.utime(weights, ns=(before.st_atime_ns, before.st_mtime_ns))
+    file_hashes.forget()
+    assert not sources.is_complete(built, entry, full=True) and hashed == ["model.safetensors"]
+
+
+def test_a_cache_whose_record_cannot_be_written_still_verifies_and_loads(tmp_path, monkeypatch):
+    from specs_engine import file_hashes
+
+    entry = _fake_entry(tmp_path, monkeypatch)
+    built = sources.ensure_cached(entry, cache_dir=tmp_path / "c", converter=RecordingConverter())
+
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+
+    monkeypatch.setattr(file_hashes.os, "replace", read_only)
+    file_hashes.forget()
+    assert sources.is_complete(built, entry, full=True)
+    assert not (built / file_hashes.RECORD).exists() and not list(built.glob(".verified.json.*"))

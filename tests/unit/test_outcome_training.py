@@ -1,0 +1,55 @@
+"""scripts/train_target_probe.py's outcome-labelled data (the policy's own solutions): every
+step prefix laid out as a SPECS verify reads it, labelled by its solution's outcome, and
+the held-out figures read back per solution in the same order (no model runs)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "scripts"))
+import train_target_probe as ttp  # noqa: E402
+
+from specs_engine.app.data.gsm8k import Problem  # noqa: E402
+
+
+class PromptOnly:
+    """Only what outcome_pairs asks of a language model: the prompt's ids."""
+
+    def encode_prompt(self, messages):
+        return [100, 101]
+
+
+PROBLEM = Problem("p1", "How many?", "3", (), 0, "train")
+ROW = {"problem": "p1", "solutions": [
+    {"ids": [[1, 2], [3]], "correct": True},
+    {"ids": [[4, 5, 6]], "correct": False},
+]}
+
+
+def test_every_step_prefix_is_laid_out_over_the_prompt_and_the_earlier_steps_own_ids():
+    assert ttp.outcome_pairs(PromptOnly(), PROBLEM, ROW["solutions"], offset=0) == [
+        ([100, 101], [1, 2]), ([100, 101, 1, 2], [3]), ([100, 101], [4, 5, 6])]
+    # offset 1: the state is read one token before the step's end (one token at least)
+    assert ttp.outcome_pairs(PromptOnly(), PROBLEM, ROW["solutions"], offset=1) == [
+        ([100, 101], [1]), ([100, 101, 1, 2], [3]), ([100, 101], [4, 5])]
+
+
+def test_each_prefix_carries_its_solutions_outcome_and_problem_in_the_pairs_order():
+    assert ttp.outcome_labels([ROW]) == ([1, 1, 0], ["p1", "p1", "p1"])
+
+
+def test_held_out_figures_give_each_solution_its_own_prefixes_rewards():
+    # a head reading feature 0: the right solution's prefixes score 2 and 3, the wrong one's -1
+    states = [np.array([[2.0, 0], [3.0, 0], [-1.0, 0]], dtype=np.float32)]
+    weight, bias = torch.tensor([[1.0, 0.0]]), torch.tensor([0.0])
+    figures = ttp.held_out_figures(weight, bias, [ROW], states)
+    assert figures["step_auroc"] == pytest.approx(1.0)
+    assert figures["best_of_n_accuracy"] == 1.0
+    flipped = ttp.held_out_figures(-weight, bias, [ROW], states)
+    assert flipped["step_auroc"] == pytest.approx(0.0) and flipped["best_of_n_accuracy"] == 0.0
