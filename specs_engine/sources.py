@@ -132,6 +132,9 @@ ASSETS: dict[str, AssetModel] = {
     "specs-prm-target": AssetModel("specs-prm-target", ASSETS_DIR / "specs-prm-target"),
     # A linear probe on the target's own forward (rewards/target_probe.py): no extra pass.
     "specs-probe-target": AssetModel("specs-probe-target", ASSETS_DIR / "specs-probe-target"),
+    # The same probe trained also on the draft's own solutions, labelled by outcome (Cobbe):
+    # ranks the policy's own steps better on tune; opt-in until SPECS is tuned with it.
+    "specs-probe-outcome": AssetModel("specs-probe-outcome", ASSETS_DIR / "specs-probe-outcome"),
 }
 
 PRESETS: dict[str, dict[str, str]] = {

@@ -53,3 +53,22 @@ def test_held_out_figures_give_each_solution_its_own_prefixes_rewards():
     assert figures["best_of_n_accuracy"] == 1.0
     flipped = ttp.held_out_figures(-weight, bias, [ROW], states)
     assert flipped["step_auroc"] == pytest.approx(0.0) and flipped["best_of_n_accuracy"] == 0.0
+
+
+class Recording:
+    """score_with_states that records each call's pairs and returns a state naming the pair."""
+
+    def __init__(self):
+        self.calls: list[list[tuple[list[int], list[int]]]] = []
+
+    def score_with_states(self, prefixes, continuations):
+        self.calls.append(list(zip(prefixes, continuations)))
+        return None, [np.array([len(p), c[-1]], dtype=np.float32) for p, c in zip(prefixes, continuations)]
+
+
+def test_states_by_round_asks_step_k_of_every_solution_together_and_keeps_the_pairs_order():
+    lm = Recording()
+    pairs = ttp.outcome_pairs(PromptOnly(), PROBLEM, ROW["solutions"], offset=0)
+    states = ttp.states_by_round(lm, pairs, ROW["solutions"])
+    assert [[c for _, c in call] for call in lm.calls] == [[[1, 2], [4, 5, 6]], [[3]]]
+    assert states.tolist() == [[2, 2], [4, 3], [2, 6]]  # one row per pair, in outcome_pairs' order

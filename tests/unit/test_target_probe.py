@@ -353,12 +353,11 @@ def test_unscored_finished_beams_are_read_after_the_searchs_own_prompt_ids(tmp_p
     assert prompt != target.encode_prompt("q")  # what score(question, texts) would have read after
 
 
-def test_the_shipped_probe_is_the_preset_targets():
-    from specs_engine.sources import ASSETS, resolve
+@pytest.mark.parametrize("name", ["specs-probe-target", "specs-probe-outcome"])
+def test_the_shipped_probes_are_the_preset_targets(name):
+    from specs_engine.sources import resolve
 
-    if not ASSETS["specs-probe-target"].directory.is_dir():
-        pytest.skip("specs_engine/assets/specs-probe-target is not trained yet")
-    probe = TargetProbe.from_directory(resolve("specs-probe-target"))
+    probe = TargetProbe.from_directory(resolve(name))
     assert probe.base_model == "qwen2.5-coder-1.5b" and probe.hidden_size == 1536
     assert probe.state_offset == 1  # the token before the delimiter-carrying last one
     probe.check_target("qwen2.5-coder-1.5b")
