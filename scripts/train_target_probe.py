@@ -244,12 +244,8 @@ def outcome_problems(rows: Sequence[dict], seed: int) -> dict[str, Problem]:
     of our generator's problems as the highest sampled index needs (same seed), however
     many --generated adds to the reference examples. Anything else is refused: tune and test
     problems never train."""
-    from specs_engine.app.data.word_problems import generate_problems
-
     indices = [int(row["problem"].rsplit("-", 1)[1]) for row in rows if row["problem"].startswith("gen-")]
-    problems = training_problems(None, 0, seed)["train"]
-    problems += generate_problems(max(indices) + 1, seed=seed) if indices else []
-    known = {p.id: p for p in problems}
+    known = {p.id: p for p in training_problems(None, max(indices, default=-1) + 1, seed)["train"]}
     unknown = sorted({row["problem"] for row in rows} - set(known))
     if unknown:
         raise SystemExit(f"--outcome-samples hold problems outside the training split: {unknown[:5]}")
@@ -354,11 +350,10 @@ def main(argv: list[str] | None = None) -> int:
     own = None
     if args.held_out_samples:
         t = time.monotonic()
-        rows = sampled_rows([args.held_out_samples])
         tune = {p.id: p for p in splits["tune"]}
-        states = outcome_features(lm, "held-out", [r for r in rows if r["problem"] in tune], tune, work,
-                                  args.state_offset)
-        own = held_out_figures(weight, bias, [r for r in rows if r["problem"] in tune], states)
+        rows = [r for r in sampled_rows([args.held_out_samples]) if r["problem"] in tune]
+        states = outcome_features(lm, "held-out", rows, tune, work, args.state_offset)
+        own = held_out_figures(weight, bias, rows, states)
         seconds["held_out_samples"] = time.monotonic() - t
     meta = {
         "type": "target_probe", "base_model": args.base, "backend": args.backend,

@@ -60,10 +60,10 @@ class SpecsConfig:
     """Candidates the target writes per beam in a SPECS target round; None: as many as
     the draft does (n over the live beams, the paper). A target round keeps at most one
     beam per candidate, so 1 from the root leaves one beam until a draft round widens it
-    again. Why fewer can pay: where sequences
-    decode in parallel for free (a GPU) extra target candidates cost little, but on a
-    2-core CPU four sequences are compute-bound: one decode step of the preset's 1.5B took
-    90.6 ms for 4 sequences against 29.5 ms for 1 (benchmarks/results/llamacpp_bench.json)."""
+    again. Why fewer can pay: where sequences decode in parallel for free (a GPU) extra
+    target candidates cost little, but on a 2-core CPU four sequences are compute-bound:
+    one decode step of the preset's 1.5B took 90.6 ms for 4 sequences against 29.5 ms for
+    1 (benchmarks/results/llamacpp_bench.json)."""
     rsd_threshold: float = 0.5
     """rsd only: a draft step is accepted when its reward is at least this."""
     temperature: float = 0.7

@@ -64,6 +64,8 @@ class ScriptedLM:
     fail_at_call: int | None = None
     propose_calls: int = 0
     score_calls: int = 0
+    candidates_asked: list[int] = field(default_factory=list)
+    """num_candidates of each propose call, in order."""
 
     @property
     def tokenizer_fingerprint(self) -> str:
@@ -79,6 +81,7 @@ class ScriptedLM:
         self, prefixes: Sequence[Sequence[int]], num_candidates: int, params: ProposalParams
     ) -> list[list[Candidate]]:
         self.propose_calls += 1
+        self.candidates_asked.append(num_candidates)
         if self.fail_at_call == self.propose_calls:
             raise RuntimeError("out of memory (scripted)")
         if self.clock:

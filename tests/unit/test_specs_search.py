@@ -56,19 +56,14 @@ def test_an_unknown_start_is_refused_naming_the_choices():
 
 def test_target_candidates_sets_the_target_rounds_width_and_leaves_the_draft_rounds_at_n():
     engine, draft, target, _ = engine_with(lambda i: ["d\n\n"], lambda i: ["t\n\n"], {"t\n\n": 0.9, "d\n\n": 0.9})
-    asked: dict[str, list[int]] = {"draft": [], "target": []}
-    for name, lm in (("draft", draft), ("target", target)):
-        original = lm.propose
-        lm.propose = lambda prefixes, k, params, _o=original, _n=name: asked[_n].append(k) or _o(prefixes, k, params)
     config = SpecsConfig(n=4, beam_width=2, target_candidates=1, accept_threshold=0.0)
     result = engine.generate("q", config=config, budget=Budget(max_steps=2))
-    assert asked == {"target": [1], "draft": [4]}  # 1 for the root, then n over the one beam it left
+    assert target.candidates_asked == [1]  # 1 for the root
+    assert draft.candidates_asked == [4]  # then n over the one beam it left
     assert [s.source for s in result.steps] == ["target", "draft"]
     engine, _, target, _ = engine_with(lambda i: ["d\n\n"], lambda i: ["t\n\n"], {"t\n\n": 0.9})
-    original = target.propose
-    target.propose = lambda prefixes, k, params: asked["target"].append(k) or original(prefixes, k, params)
     engine.generate("q", config=SpecsConfig(n=4), budget=Budget(max_steps=1))
-    assert asked["target"][-1] == 4  # None: the paper's n
+    assert target.candidates_asked == [4]  # None: the paper's n
 
 
 def test_target_candidates_below_one_is_refused_by_name():
