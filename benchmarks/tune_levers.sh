@@ -13,6 +13,13 @@
 # a time in turn so their paired times share the machine's state. Rule fixed before the
 # run: 1 becomes the CPU default if it solves at least the paper's count less one (one
 # problem in 24 is noise here) and its paired time ratio's 95% interval lies below 0.9.
+#
+# Stage probe-outcome: the preset's defaults with the reward specs-probe-outcome (the target
+# probe trained also on the draft's own solutions labelled by outcome) against the preset's
+# specs-probe-target, filled in turn one problem at a time as above. Rule fixed before the
+# run: specs-probe-outcome becomes the preset's reward if it solves at least as many tune
+# problems as specs-probe-target and its paired time ratio's 95% interval lies below 1.1
+# (the verifier figures already favour it; the search must not lose problems or time).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SPECS=(.venv/bin/python -m specs_engine.app.cli bench --split tune --n 4 --beam-width 2
@@ -30,6 +37,12 @@ for stage in ${@:-default beta10-thr0 beta20-thr10}; do
                 "${SPECS[@]}" --out "$OUT/target-candidates-1" --methods specs --limit "$limit" \
                     --target-candidates 1
             done ;;
-        *) echo "unknown stage $stage: use default, beta10-thr0, beta20-thr10, target-candidates" >&2; exit 2 ;;
+        probe-outcome)
+            for limit in $(seq 1 24); do
+                "${SPECS[@]}" --out "$OUT/probe-target" --methods specs --limit "$limit"
+                "${SPECS[@]}" --out "$OUT/probe-outcome" --methods specs --limit "$limit" \
+                    --reward specs-probe-outcome
+            done ;;
+        *) echo "unknown stage $stage: use default, beta10-thr0, beta20-thr10, target-candidates, probe-outcome" >&2; exit 2 ;;
     esac
 done

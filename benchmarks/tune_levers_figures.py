@@ -25,7 +25,7 @@ from specs_engine.app.latency_stats import paired_ratio  # noqa: E402
 
 FOLDER = ROOT / "benchmarks" / "results" / "tune-levers"
 REFERENCES = ("beam_search:target", "greedy:target")
-PAIRED = {"target-candidates-1": "target-candidates-n"}
+PAIRED = {"target-candidates-1": "target-candidates-n", "probe-outcome": "probe-target"}
 """A folder -> the folder it was run in turn with, problem by problem (tune_levers.sh's
 target-candidates stage): its times are compared with that one's, paired."""
 QUIET = "default-quiet"
@@ -40,9 +40,11 @@ def rows_of(folder: Path) -> list[dict]:
 
 
 def setting(folder: Path) -> dict[str, Any]:
-    config = json.loads((folder / "settings.json").read_text())["config"]
+    settings = json.loads((folder / "settings.json").read_text())
+    config = settings["config"]
     return {"beta": config["beta"], "accept_threshold": config["accept_threshold"],
-            "target_candidates": config.get("target_candidates")}
+            "target_candidates": config.get("target_candidates"),
+            "reward": settings["models"]["reward"] or "the preset's"}
 
 
 def arm_figures(rows: list[dict], references: dict[str, dict[str, dict]]) -> dict[str, Any]:

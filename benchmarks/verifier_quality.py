@@ -171,6 +171,20 @@ def figures_of(problems: Sequence[dict]) -> dict[str, Any]:
             "prefixes": sum(len(rs) for p in problems for rs in p["rewards"]), **selection(problems)}
 
 
+def difficulty_step_auroc(problems: Iterable[dict]) -> float:
+    """The step AUROC of a reward that knows only how hard the problem is for the policy:
+    each prefix scored by the share of its problem's OTHER solutions that are right. Early
+    prefixes' outcomes are still to be sampled, so even a perfect verifier's step AUROC is
+    bounded; this says how much of it problem difficulty alone already earns."""
+    scored = []
+    for p in problems:
+        right = sum(s["correct"] for s in p["solutions"])
+        others = max(len(p["solutions"]) - 1, 1)
+        scored.append({"solutions": p["solutions"],
+                       "rewards": [[(right - s["correct"]) / others] * len(s["ids"]) for s in p["solutions"]]})
+    return step_auroc(scored)
+
+
 def _number(value: float) -> float | None:
     """None for an AUROC with no right or no wrong rows (NaN is not JSON)."""
     return None if math.isnan(value) else value
@@ -275,6 +289,7 @@ def derive(out: Path, problem_ids: Sequence[str], rewards: Sequence[str]) -> dic
         "split": "tune", "problems": len(chosen), "solutions": len(solutions),
         "solutions_right": sum(s["correct"] for s in solutions),
         "sampling_minutes": round(sum(row["sampling_s"] for row in chosen) / 60, 1),
+        "difficulty_step_auroc": _number(difficulty_step_auroc(chosen)),
         "rewards": {},
     }
     for name in names:

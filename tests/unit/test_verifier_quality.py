@@ -69,6 +69,18 @@ def test_figures_give_none_for_auroc_without_both_outcomes():
     assert figures["prefixes"] == 2 and figures["oracle_accuracy"] == 0
 
 
+def test_difficulty_step_auroc_scores_prefixes_by_the_other_solutions_success():
+    rows = [{"solutions": [{"correct": True, "ids": [[1], [2]]}, {"correct": True, "ids": [[3]]},
+                           {"correct": False, "ids": [[4]]}]},
+            {"solutions": [{"correct": False, "ids": [[5]]}, {"correct": True, "ids": [[6], [7]]}]}]
+    # rewards: problem 1 right prefixes 1/2, 1/2, 1/2; wrong 2/2. Problem 2: wrong 1/1, right 0/1, 0/1.
+    # right {.5, .5, .5, 0, 0} vs wrong {1, 1}: every right prefix loses -> 0
+    assert vq.difficulty_step_auroc(rows) == pytest.approx(0.0)
+    easy_hard = [{"solutions": [{"correct": True, "ids": [[1]]}] * 3},
+                 {"solutions": [{"correct": False, "ids": [[1]]}] * 3}]
+    assert vq.difficulty_step_auroc(easy_hard) == pytest.approx(1.0)
+
+
 class _Problem:
     def messages(self) -> list[dict[str, str]]:
         return [{"role": "user", "content": "Q?"}]
