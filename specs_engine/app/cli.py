@@ -99,13 +99,28 @@ def models(args: argparse.Namespace) -> dict[str, Optional[str]]:
     that will run them: the one chosen when --backend is not given, so a bench folder
     records the runtime its rows ran on and refuses to mix in rows from another."""
     from specs_engine.backends import choose_backend
-    from specs_engine.sources import PRESETS, resolve_preset
 
     preset = args.preset or (None if args.draft or args.target else DEFAULT_PRESET)
-    roles = resolve_preset(preset, args.backend) if preset in PRESETS else {}  # unknown: refused at load
+    roles = preset_roles(preset, args.backend)
     locations = [loc for loc in (args.draft or roles.get("draft"), args.target or roles.get("target")) if loc]
     return {"preset": preset, "draft": args.draft, "target": args.target, "reward": args.reward,
             "backend": choose_backend(args.backend, locations, "cpu"), "dtype": args.dtype}
+
+
+def preset_roles(preset: Optional[str], backend: Optional[str]) -> dict[str, str]:
+    """The registry names a preset gives each role ({} for none or an unknown one, which is
+    refused at load)."""
+    from specs_engine.sources import PRESETS, resolve_preset
+
+    return resolve_preset(preset, backend) if preset in PRESETS else {}
+
+
+def recorded_models(args: argparse.Namespace) -> dict:
+    """models(args) and the models the preset stood for when the rows ran: a preset's reward
+    (or draft) may change between versions, and a bench folder resumed after such a change
+    must be refused, not mixed."""
+    chosen = models(args)
+    return {**chosen, "preset_roles": preset_roles(chosen["preset"], chosen["backend"])}
 
 
 def load_engine(args: argparse.Namespace) -> SpecsEngine:
@@ -154,7 +169,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     problems = load_problems(args.split, limit=args.limit)
     config, budget = config_and_budget(args)
     with bench.exclusive(args.out):  # a second run on this folder is refused before loading
-        bench.check_settings(args.out, bench.settings(args.split, config, budget, models(args)))
+        bench.check_settings(args.out, bench.settings(args.split, config, budget, recorded_models(args)))
         engine = load_engine(args)
         from tqdm import tqdm
 

@@ -8,6 +8,7 @@ import pytest
 
 from specs_engine.app import bench, cli
 from specs_engine import SpecsConfig
+from specs_engine.errors import ConfigError
 
 QUESTION = "Ann has 3 apples and buys 4 more. How many apples does Ann have?"
 
@@ -81,6 +82,23 @@ def test_bench_refuses_to_resume_a_folder_run_with_other_settings(tmp_path, monk
     error = capsys.readouterr().err
     assert f"config.accept_threshold: {SpecsConfig.accept_threshold} -> -3.0" in error and "--out" in error
     assert "models.dtype" not in error and loads == []  # refused before any model loads
+
+
+def test_bench_refuses_a_folder_whose_preset_stood_for_another_reward(tmp_path, monkeypatch):
+    """The same flags, but the preset's reward changed between versions: the old rows
+    were scored by another reward, so resuming would mix two products in one table."""
+    from specs_engine import sources
+
+    out = tmp_path / "bench"
+    args = cli.parser().parse_args(["bench", "--split", "tune", "--backend", "llama.cpp", "--out", str(out)])
+    recorded = cli.recorded_models(args)
+    assert recorded["preset_roles"] == sources.resolve_preset(cli.DEFAULT_PRESET, "llama.cpp")
+    bench.check_settings(out, bench.settings(args.split, *cli.config_and_budget(args), recorded))
+    changed = {**sources.PRESETS[cli.DEFAULT_PRESET], "reward": "another-reward"}
+    monkeypatch.setitem(sources.PRESETS, cli.DEFAULT_PRESET, changed)
+    with pytest.raises(ConfigError, match="models.preset_roles.*another-reward"):
+        bench.check_settings(out, bench.settings(args.split, *cli.config_and_budget(args),
+                                                 cli.recorded_models(args)))
 
 
 @pytest.mark.parametrize("llama_cpp, runtime", [(True, "llama.cpp"), (False, "transformers")])
