@@ -128,3 +128,24 @@ def test_a_probe_reads_the_targets_forward_over_prompt_and_step_ids():
     asked.clear()  # an empty step goes to the probe as it is (read_at decides where to read)
     assert vq.prefix_rewards(Probe(), Target(), _Problem(), [{"steps": [""], "ids": [[]]}]) == [[-1.0]]
     assert asked == [([[100, 101]], [[]])]
+
+
+def test_figures_only_rewrites_figures_from_the_folders_rows_without_loading_a_model(tmp_path, monkeypatch):
+    """A folder whose settings record older search defaults can still be summarised."""
+    import json
+
+    from specs_engine.app.data.gsm8k import load_problems
+
+    monkeypatch.setattr(vq, "load_language_model", lambda *a, **k: pytest.fail("a model was loaded"))
+    ids = [p.id for p in load_problems("tune", limit=2)]
+    solutions = [{"steps": ["a"], "ids": [[1]], "correct": True}, {"steps": ["b"], "ids": [[2]], "correct": False}]
+    for problem in ids:
+        vq.append_jsonl(tmp_path / vq.SAMPLES, {"problem": problem, "sampling_s": 6.0, "solutions": solutions})
+        vq.append_jsonl(tmp_path / vq.SCORES, {"reward": "r", "problem": problem, "scoring_s": 3.0,
+                                               "rewards": [[0.9], [0.1]]})
+    (tmp_path / "settings.json").write_text('{"config": {"beta": 4.0}}')
+    assert vq.main(["--rewards", "r", "--limit", "2", "--out", str(tmp_path), "--figures-only"]) == 0
+    figures = json.loads((tmp_path / "figures.json").read_text())["figures"]
+    assert figures["problems"] == 2 and figures["sampling_minutes"] == 0.2
+    assert figures["rewards"]["r"]["final_step_auroc"] == 1.0
+    assert figures["difficulty_step_auroc"] == 0.0  # each right prefix's problem-mate is wrong
