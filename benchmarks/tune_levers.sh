@@ -20,6 +20,12 @@
 # run: specs-probe-outcome becomes the preset's reward if it solves at least as many tune
 # problems as specs-probe-target and its paired time ratio's 95% interval lies below 1.1
 # (the verifier figures already favour it; the search must not lose problems or time).
+#
+# Stage probe-outcome-thr5: specs-probe-outcome with accept_threshold 5 instead of 10 (beta 20
+# x the gap between the heads' median rewards of kept draft steps, 1.00 - 0.74, is about 5
+# nats), SPECS alone. Decided before the run: it is the setting for the next interleaved A/B
+# if it solves at least probe-target's 11 and takes under 1.1x its time per problem (paired
+# with rows measured an hour earlier: indicative only; no default changes on this stage).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SPECS=(.venv/bin/python -m specs_engine.app.cli bench --split tune --n 4 --beam-width 2
@@ -43,6 +49,8 @@ for stage in ${@:-default beta10-thr0 beta20-thr10}; do
                 "${SPECS[@]}" --out "$OUT/probe-outcome" --methods specs --limit "$limit" \
                     --reward specs-probe-outcome
             done ;;
-        *) echo "unknown stage $stage: use default, beta10-thr0, beta20-thr10, target-candidates, probe-outcome" >&2; exit 2 ;;
+        probe-outcome-thr5) "${SPECS[@]}" --out "$OUT/probe-outcome-thr5" --methods specs \
+                                --reward specs-probe-outcome --accept-threshold 5 ;;
+        *) echo "unknown stage $stage: use default, beta10-thr0, beta20-thr10, target-candidates, probe-outcome, probe-outcome-thr5" >&2; exit 2 ;;
     esac
 done
