@@ -27,7 +27,7 @@ FOLDER = ROOT / "benchmarks" / "results" / "tune-levers"
 REFERENCES = ("beam_search:target", "greedy:target")
 PAIRED = {"target-candidates-1": "target-candidates-n", "probe-outcome": "probe-target"}
 """A folder -> the folder it was run in turn with, problem by problem (tune_levers.sh's
-target-candidates stage): its times are compared with that one's, paired."""
+target-candidates and probe-outcome stages): its times are compared with that one's, paired."""
 QUIET = "default-quiet"
 """beta 4 / -6 again, on the first 12 problems, on the revision the other settings ran on
 (the `default` folder ran on the one before, which decoded beams one after another, while

@@ -227,14 +227,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="rewrite figures.json from the folder's rows, no model loads (its settings "
                              "record the search defaults of their day, which a resume would compare)")
     args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)  # the value heads' transformers forwards
-    config = SpecsConfig(n=args.n, temperature=0.7, delimiter="\n\n", max_step_tokens=64, seed=args.seed)
-    budget = Budget(max_steps=12, max_new_tokens=512)
     problems = load_problems("tune", limit=args.limit)
     if args.figures_only:
         figures = derive(args.out, [p.id for p in problems], args.rewards)
     else:
-        figures = sample_and_score(args, config, budget, problems)
+        figures = sample_and_score(args, problems)
     path = write_artefact("figures", figures, out_dir=args.out,
                           notes=f"{args.n} draft samples per tune problem ({SAMPLES}), every step "
                                 f"prefix scored by each reward ({SCORES}); not a timing")
@@ -243,9 +240,11 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def sample_and_score(args: argparse.Namespace, config: SpecsConfig, budget: Budget,
-                     problems: Sequence[Problem]) -> dict[str, Any]:
+def sample_and_score(args: argparse.Namespace, problems: Sequence[Problem]) -> dict[str, Any]:
     """Samples and scores what the folder lacks, then its figures."""
+    torch.set_num_threads(args.threads)  # the value heads' transformers forwards
+    config = SpecsConfig(n=args.n, temperature=0.7, delimiter="\n\n", max_step_tokens=64, seed=args.seed)
+    budget = Budget(max_steps=12, max_new_tokens=512)
     with bench.exclusive(args.out):
         bench.check_settings(args.out, bench.settings("tune", config, budget, {
             "draft": DRAFT, "target": TARGET, "backend": BACKEND, "sampler": "best_of_n:draft",

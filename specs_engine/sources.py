@@ -133,7 +133,8 @@ ASSETS: dict[str, AssetModel] = {
     # A linear probe on the target's own forward (rewards/target_probe.py): no extra pass.
     "specs-probe-target": AssetModel("specs-probe-target", ASSETS_DIR / "specs-probe-target"),
     # The same probe trained also on the draft's own solutions, labelled by outcome (Cobbe):
-    # ranks the policy's own steps better on tune; opt-in until SPECS is tuned with it.
+    # ranks the policy's own steps better on tune, but its lower rewards sent more steps to
+    # the target and SPECS ran 1.31x slower there (README), so it stays opt-in.
     "specs-probe-outcome": AssetModel("specs-probe-outcome", ASSETS_DIR / "specs-probe-outcome"),
 }
 
