@@ -26,31 +26,45 @@
 # nats), SPECS alone. Decided before the run: it is the setting for the next interleaved A/B
 # if it solves at least probe-target's 11 and takes under 1.1x its time per problem (paired
 # with rows measured an hour earlier: indicative only; no default changes on this stage).
+#
+# Stage start: where a SPECS call starts (issue 11 part 4): the paper's target round first
+# against a draft round first, the preset's defaults otherwise, folders filled in turn one
+# problem at a time. Rule fixed before the run: start="draft" becomes the default if it
+# solves at least the target start's count less one and its paired time ratio's 95% interval
+# lies below 0.9 (the rule target-candidates was held to).
+#
+# Stage outcome-thr5-ab: the interleaved A/B that probe-outcome-thr5 called for: the preset
+# (specs-probe-target, accept_threshold 10) against specs-probe-outcome at accept_threshold 5,
+# filled in turn. Rule fixed before the run: specs-probe-outcome with threshold 5 becomes the
+# preset's reward if it solves at least as many problems and its paired time ratio's 95%
+# interval lies below 1.1 (the rule probe-outcome was held to).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SPECS=(.venv/bin/python -m specs_engine.app.cli bench --split tune --n 4 --beam-width 2
        --max-steps 12 --max-new-tokens 512 --max-step-tokens 64 --seed 0)
 OUT=benchmarks/results/tune-levers
+# Two SPECS folders filled in turn, one problem at a time, each problem in a fresh process,
+# so their paired times share the machine's state: paired FOLDER_A "ARGS_A" FOLDER_B "ARGS_B"
+paired() {
+    for limit in $(seq 1 24); do
+        "${SPECS[@]}" --out "$OUT/$1" --methods specs --limit "$limit" $2
+        "${SPECS[@]}" --out "$OUT/$3" --methods specs --limit "$limit" $4
+    done
+}
 for stage in ${@:-default beta10-thr0 beta20-thr10}; do
     case "$stage" in
         default) "${SPECS[@]}" --out "$OUT/default" --beta 4 --accept-threshold -6 \
                      --methods specs,beam_search:target,greedy:target ;;
         beta10-thr0) "${SPECS[@]}" --out "$OUT/beta10-thr0" --beta 10 --accept-threshold 0 --methods specs ;;
         beta20-thr10) "${SPECS[@]}" --out "$OUT/beta20-thr10" --beta 20 --accept-threshold 10 --methods specs ;;
-        target-candidates)
-            for limit in $(seq 1 24); do
-                "${SPECS[@]}" --out "$OUT/target-candidates-n" --methods specs --limit "$limit"
-                "${SPECS[@]}" --out "$OUT/target-candidates-1" --methods specs --limit "$limit" \
-                    --target-candidates 1
-            done ;;
-        probe-outcome)
-            for limit in $(seq 1 24); do
-                "${SPECS[@]}" --out "$OUT/probe-target" --methods specs --limit "$limit"
-                "${SPECS[@]}" --out "$OUT/probe-outcome" --methods specs --limit "$limit" \
-                    --reward specs-probe-outcome
-            done ;;
+        target-candidates) paired target-candidates-n "" target-candidates-1 "--target-candidates 1" ;;
+        probe-outcome) paired probe-target "" probe-outcome "--reward specs-probe-outcome" ;;
         probe-outcome-thr5) "${SPECS[@]}" --out "$OUT/probe-outcome-thr5" --methods specs \
                                 --reward specs-probe-outcome --accept-threshold 5 ;;
-        *) echo "unknown stage $stage: use default, beta10-thr0, beta20-thr10, target-candidates, probe-outcome, probe-outcome-thr5" >&2; exit 2 ;;
+        start) paired start-target "" start-draft "--start draft" ;;
+        outcome-thr5-ab) paired ab-probe-target "" ab-probe-outcome-thr5 \
+                             "--reward specs-probe-outcome --accept-threshold 5" ;;
+        *) echo "unknown stage $stage: use default, beta10-thr0, beta20-thr10, target-candidates," \
+                "probe-outcome, probe-outcome-thr5, start, outcome-thr5-ab" >&2; exit 2 ;;
     esac
 done

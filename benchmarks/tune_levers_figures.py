@@ -25,9 +25,10 @@ from specs_engine.app.latency_stats import paired_ratio  # noqa: E402
 
 FOLDER = ROOT / "benchmarks" / "results" / "tune-levers"
 REFERENCES = ("beam_search:target", "greedy:target")
-PAIRED = {"target-candidates-1": "target-candidates-n", "probe-outcome": "probe-target"}
+PAIRED = {"target-candidates-1": "target-candidates-n", "probe-outcome": "probe-target",
+          "start-draft": "start-target", "ab-probe-outcome-thr5": "ab-probe-target"}
 """A folder -> the folder it was run in turn with, problem by problem (tune_levers.sh's
-target-candidates and probe-outcome stages): its times are compared with that one's, paired."""
+stages that use `paired`): its times are compared with that one's, paired."""
 QUIET = "default-quiet"
 """beta 4 / -6 again, on the first 12 problems, on the revision the other settings ran on
 (the `default` folder ran on the one before, which decoded beams one after another, while
@@ -40,11 +41,13 @@ def rows_of(folder: Path) -> list[dict]:
 
 
 def setting(folder: Path) -> dict[str, Any]:
+    """The knobs a folder's rows ran with; the reward by name, the preset's included
+    (folders record what the preset stood for in preset_roles)."""
     settings = json.loads((folder / "settings.json").read_text())
-    config = settings["config"]
+    config, models = settings["config"], settings["models"]
     return {"beta": config["beta"], "accept_threshold": config["accept_threshold"],
-            "target_candidates": config.get("target_candidates"),
-            "reward": settings["models"]["reward"] or "the preset's"}
+            "target_candidates": config.get("target_candidates"), "start": config.get("start", "target"),
+            "reward": models["reward"] or models.get("preset_roles", {}).get("reward", "the preset's")}
 
 
 def arm_figures(rows: list[dict], references: dict[str, dict[str, dict]]) -> dict[str, Any]:

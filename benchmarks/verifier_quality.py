@@ -27,7 +27,6 @@ import math
 import statistics
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -35,51 +34,22 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks"), str(ROOT / "scripts")]
 
 from artefact import RESULTS, write_artefact  # noqa: E402
+from policy_samples import (  # noqa: E402
+    BACKEND, DRAFT, SAMPLES, TARGET, append_jsonl, read_jsonl, sample_all, sampling_settings,
+)
 import torch  # noqa: E402
 from train_reward import auroc  # noqa: E402
 
-from specs_engine.answers import extract_answer  # noqa: E402
 from specs_engine.app import bench  # noqa: E402
 from specs_engine.app.data.gsm8k import Problem, load_problems  # noqa: E402
 from specs_engine.backends import load_language_model, load_reward_model  # noqa: E402
 from specs_engine.config import Budget, SpecsConfig  # noqa: E402
 from specs_engine.errors import ConfigError  # noqa: E402
 from specs_engine.models import LanguageModel, StateReward  # noqa: E402
-from specs_engine.rewards.callable_reward import CallableReward  # noqa: E402
-from specs_engine.search.best_of_n import run_best_of_n  # noqa: E402
-from specs_engine.search.clock import RunClock  # noqa: E402
-from specs_engine.search.roles import Roles  # noqa: E402
-from specs_engine.search.run import SearchRun, question_of  # noqa: E402
+from specs_engine.search.run import question_of  # noqa: E402
 
-DRAFT, TARGET, BACKEND = "qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b", "llama.cpp"
-SAMPLES, SCORES = "samples.jsonl", "scores.jsonl"
+SCORES = "scores.jsonl"
 OUT = RESULTS / "verifier_quality"
-
-
-# ---- samples ------------------------------------------------------------------------------
-
-def sample_problem(draft: LanguageModel, problem: Problem, config: SpecsConfig,
-                   budget: Budget) -> list[dict[str, Any]]:
-    """config.n draft solutions, written by best-of-n's own rounds (a constant reward: the
-    samples do not depend on it), each with its steps' texts and token ids and outcome.
-    From an empty prefix cache: llama.cpp's logits differ in the last bits when a prefix
-    comes from the cache, which changes samples; cleared, a problem's samples depend on
-    the seed and thread count only, so a resumed run writes what an uninterrupted one does."""
-    draft.clear_cache()
-    prompt = problem.messages()
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        run = SearchRun(Roles(draft, None, CallableReward(lambda q, steps: 0.0, "none"), pool),
-                        {"draft": draft.encode_prompt(prompt)}, question_of(prompt), config, budget,
-                        pass_ids=True, timer=RunClock(time.monotonic, None, None), slots=config.n)
-        run_best_of_n(run, "draft")
-    solutions = []
-    for beam in run.completed + run.beams:
-        answer = extract_answer(beam.text())
-        solutions.append({"steps": beam.texts(), "ids": [list(node.token_ids) for node in beam.chain()],
-                          "end": beam.end or run.stop_reason, "answer": answer,
-                          "correct": problem.is_correct(answer)})
-    return solutions
-
 
 # ---- rewards of every prefix ------------------------------------------------------------
 
@@ -192,17 +162,6 @@ def _number(value: float) -> float | None:
 
 # ---- the run --------------------------------------------------------------------------------
 
-def read_jsonl(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
-def append_jsonl(path: Path, row: dict) -> None:
-    with path.open("a", encoding="utf-8") as f:
-        f.write(json.dumps(row) + "\n")
-
-
 def load_reward(name: str, target: LanguageModel | None) -> Any:
     """A reward by registry name or directory, a probe bound to the target it reads."""
     reward = load_reward_model(name, backend=BACKEND)
@@ -224,8 +183,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="llama.cpp and torch threads (default 1: on a shared machine, more "
                              "threads than free cores stall at every token's barrier)")
     parser.add_argument("--figures-only", action="store_true",
-                        help="rewrite figures.json from the folder's rows, no model loads (its settings "
-                             "record the search defaults of their day, which a resume would compare)")
+                        help="rewrite figures.json from the folder's rows, no model loads")
     args = parser.parse_args(argv)
     problems = load_problems("tune", limit=args.limit)
     if args.figures_only:
@@ -246,7 +204,7 @@ def sample_and_score(args: argparse.Namespace, problems: Sequence[Problem]) -> d
     config = SpecsConfig(n=args.n, temperature=0.7, delimiter="\n\n", max_step_tokens=64, seed=args.seed)
     budget = Budget(max_steps=12, max_new_tokens=512)
     with bench.exclusive(args.out):
-        bench.check_settings(args.out, bench.settings("tune", config, budget, {
+        bench.check_settings(args.out, sampling_settings("tune", config, budget, {
             "draft": DRAFT, "target": TARGET, "backend": BACKEND, "sampler": "best_of_n:draft",
             "n_threads": args.threads}))
         draft = load_language_model(DRAFT, backend=BACKEND, n_threads=args.threads)
@@ -257,21 +215,6 @@ def sample_and_score(args: argparse.Namespace, problems: Sequence[Problem]) -> d
         for name in args.rewards:
             score_all(name, target, problems, args.out)
         return derive(args.out, [p.id for p in problems], args.rewards)
-
-
-def sample_all(draft: LanguageModel, problems: Sequence[Problem], config: SpecsConfig,
-               budget: Budget, out: Path) -> None:
-    done = {row["problem"] for row in read_jsonl(out / SAMPLES)}
-    for number, problem in enumerate(problems, 1):
-        if problem.id in done:
-            continue
-        started = time.monotonic()
-        solutions = sample_problem(draft, problem, config, budget)
-        append_jsonl(out / SAMPLES, {"problem": problem.id, "reference": problem.answer,
-                                     "sampling_s": round(time.monotonic() - started, 1),
-                                     "solutions": solutions})
-        right = sum(s["correct"] for s in solutions)
-        print(f"sampled {number}/{len(problems)} {problem.id}: {right}/{len(solutions)} right", flush=True)
 
 
 def score_all(name: str, target: LanguageModel, problems: Sequence[Problem], out: Path) -> None:

@@ -30,7 +30,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks"), str(ROOT / "scripts")]
 import torch  # noqa: E402
 from artefact import RESULTS  # noqa: E402
 from train_reward import training_problems  # noqa: E402
-from verifier_quality import DRAFT, TARGET, BACKEND, sample_all  # noqa: E402
+from policy_samples import BACKEND, DRAFT, TARGET, sample_all, sampling_settings  # noqa: E402
 
 from specs_engine.app import bench  # noqa: E402
 from specs_engine.backends import load_language_model  # noqa: E402
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     budget = Budget(max_steps=12, max_new_tokens=512)
     problems = training_problems(None, args.generated, args.seed)["train"]
     with bench.exclusive(out):
-        bench.check_settings(out, bench.settings("train", config, budget, {
+        bench.check_settings(out, sampling_settings("train", config, budget, {
             "policy": POLICIES[args.policy], "backend": BACKEND, "sampler": f"best_of_n:{args.policy}",
             "generator_seed": args.seed, "n_threads": args.threads}))
         model = load_language_model(POLICIES[args.policy], backend=BACKEND, n_threads=args.threads)

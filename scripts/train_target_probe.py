@@ -59,7 +59,8 @@ from specs_engine import sources  # noqa: E402
 from specs_engine.answers import has_final_answer  # noqa: E402
 from specs_engine.app.data.gsm8k import Problem  # noqa: E402
 from specs_engine.rewards.target_probe import read_at  # noqa: E402
-from verifier_quality import SAMPLES, figures_of, read_jsonl  # noqa: E402
+from policy_samples import SAMPLES, read_jsonl  # noqa: E402
+from verifier_quality import figures_of  # noqa: E402
 
 BASE_MODEL = "qwen2.5-coder-1.5b"
 BACKEND = "llama.cpp"

@@ -150,6 +150,15 @@ def check_prefix(prefix: Sequence[int], name: str, model: Any) -> tuple[int, ...
     return ids
 
 
+def check_proposal(prefixes: Sequence[Sequence[int]], num_candidates: Any, params: Any,
+                   model: Any) -> list[tuple[int, ...]]:
+    """What an in-process runtime checks before proposing: the count, the sampling
+    settings and every prefix (returned as tuples)."""
+    check_count(num_candidates)
+    check_params(params)
+    return [check_prefix(p, f"prefixes[{i}]", model) for i, p in enumerate(prefixes)]
+
+
 def group_pairs(prefixes: Sequence[Sequence[int]], continuations: Sequence[Sequence[int]],
                 model: Any) -> tuple[dict[tuple[int, ...], list[int]], list[tuple[int, ...]]]:
     """A scoring call's pairs, checked: (prefix -> indices of its pairs, continuations).
@@ -181,6 +190,21 @@ class Row:
     finish: Optional[FinishReason] = None
     keep: Optional[int] = None
     """Tokens kept when a stop string cut the candidate short."""
+
+
+def batches_by_room(prefixes: Sequence[tuple[int, ...]], params: ProposalParams, window: int,
+                    propose_batch: Callable[[list[tuple[int, ...]], int], list[list[Candidate]]]
+                    ) -> list[list[Candidate]]:
+    """Every prefix's candidates from one batch (propose_batch(prefixes, limit): rows that
+    stop at `limit` new tokens), or one batch per token limit when some prefixes sit so
+    near the context window's end that their rows must stop sooner."""
+    limits = [min(params.max_new_tokens, window - len(p)) for p in prefixes]
+    out: list[list[Candidate]] = [[] for _ in prefixes]
+    for limit in sorted(set(limits), reverse=True):
+        members = [i for i, room in enumerate(limits) if room == limit]
+        for i, candidates in zip(members, propose_batch([prefixes[i] for i in members], limit)):
+            out[i] = candidates
+    return out
 
 
 def decode_rows(n: int, logits: Any, params: ProposalParams, limit: int, eos_ids: Collection[int],

@@ -6,9 +6,16 @@ applied), so the sampler and the log-prob come from one place.
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
 import torch
+
+
+def seeded_generator(seed: Optional[int], device: Any = "cpu") -> torch.Generator:
+    """The generator of one proposal call: seeded by the call's seed, else fresh."""
+    generator = torch.Generator(device=device)
+    generator.manual_seed(seed if seed is not None else torch.seed())
+    return generator
 
 
 def sample_next(

@@ -52,8 +52,11 @@ class RunClock:
         """The latest cost of a part of a round (verify, reward)."""
         self._cost[kind] = seconds
 
-    def proposal_deadline(self) -> Optional[float]:
-        """When decoding must end: the deadline less the time the scoring after it takes."""
+    def proposal_deadline(self, scored_by: str) -> Optional[float]:
+        """When decoding must end: the deadline less the latest cost of the scoring that
+        follows it (scored_by: "verify" for draft candidates the target and the reward
+        verify, "reward" for steps the reward alone scores). Reserving a verify for a step
+        only the reward scores left SPECS' cheap finishing steps no time to decode."""
         if self.deadline is None:
             return None
-        return self.deadline - max(self._cost.get("verify", 0.0), self._cost.get("reward", 0.0))
+        return self.deadline - self._cost.get(scored_by, 0.0)

@@ -134,11 +134,15 @@ class SearchRun:
 
     def propose(
         self, role: Source, beams: Sequence[Beam], per_beam: int, greedy: bool = False,
-        may_defer: bool = False,
+        may_defer: bool = False, scored_by: str = "reward",
     ) -> list[Proposal]:
         """per_beam candidate next steps for each beam, from one batched model call per
         token limit (usually one: beams differ in room only near max_new_tokens), screened
-        by the structural check (may_defer: the round can do without any; see structure)."""
+        by the structural check (may_defer: the round can do without any; see structure).
+        Decoding ends in time for the scoring that follows (scored_by, see the clock); a
+        decode cut at that point means the time is spent: the run is out of time, so the
+        caller salvages the round and the search stops, instead of scoring fragments past
+        the deadline or taking more steps of a token each."""
         model = self.roles.model(role)
         prefixes = [self.prefix(role, beam) for beam in beams]
         limits = [max(self._token_room(beam, len(p), model), 1) for beam, p in zip(beams, prefixes)]
@@ -151,7 +155,7 @@ class SearchRun:
             greedy=greedy or self.config.temperature == 0,
             seed=self.rng.getrandbits(31),
             stop=self.stop,
-            deadline=self.timer.proposal_deadline(),
+            deadline=self.timer.proposal_deadline(scored_by),
             with_states=probe is not None,
             state_offset=probe.state_offset if probe is not None else 0,
         )
@@ -168,6 +172,8 @@ class SearchRun:
                 break
             for i, candidates in zip(members, answers):
                 per_prefix[i] = candidates
+        if any(c.finish_reason == "deadline" for candidates in per_prefix for c in candidates):
+            self.out_of_time()
         proposals = [
             Proposal(beam, candidate, role)
             for beam, candidates in zip(beams, per_prefix)

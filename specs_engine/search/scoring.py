@@ -146,7 +146,8 @@ class Scoring:
         rest = [i for i, state in enumerate(states) if state is None]
         rewards: dict[int, float] = {}
         if have:
-            rewards.update(zip(have, self._probe_call(step, self.probe.rewards_of, [states[i] for i in have])))
+            heads = self._probe_call(step, self.probe.rewards_of, [states[i] for i in have], timed=False)
+            rewards.update(zip(have, heads))
         if rest:
             last_steps = [(proposals[i].parent, proposals[i].candidate.token_ids, proposals[i].candidate.text)
                           for i in rest]
@@ -163,9 +164,12 @@ class Scoring:
         steps = [self._ids_for(target, ids, text) for _, ids, text in last_steps]
         return self._probe_call(step, self.probe.rewards_at, prefixes, steps)
 
-    def _probe_call(self, step: int, method: Callable[..., Sequence[float]], *args: Sequence[Any]) -> list[float]:
+    def _probe_call(self, step: int, method: Callable[..., Sequence[float]], *args: Sequence[Any],
+                    timed: bool = True) -> list[float]:
         """One call of the probe (its head on states, or its own target forward), one
-        reward per item of the last argument: its time is the reward's."""
+        reward per item of the last argument: its time is the reward's. Only a forward
+        (timed) sets the reward's cost the clock reserves before the next step it scores:
+        the head alone takes microseconds and would hide what a forward costs."""
         assert self.probe is not None, "only a reward that reads states is called so"
         started = self.clock.now()
         try:
@@ -177,7 +181,8 @@ class Scoring:
             elapsed = self.clock.now() - started
             self.accounts.stats.reward_s += elapsed
             self.accounts.busy_s += elapsed
-        self.clock.record("reward", elapsed)
+        if timed:
+            self.clock.record("reward", elapsed)
         return self._checked(values, len(args[-1]), self.probe.name, step)
 
     def rewards(self, solutions: list[list[str]], step: int, charge_busy: bool = True) -> list[float]:

@@ -45,7 +45,7 @@ def draft_round(run: SearchRun, beams: Sequence[Beam]) -> list[Beam]:
     deadline passed: then the run has a stop reason and the round was salvaged)."""
     config = run.config
     run.stats.draft_rounds += 1
-    proposals = run.propose("draft", beams, run.per_beam(beams), may_defer=True)
+    proposals = run.propose("draft", beams, run.per_beam(beams), may_defer=True, scored_by="verify")
     if run.timed_out() or not proposals:  # none left: all failed the structural check
         return run.salvage(proposals)
     verified = run.verify(proposals)

@@ -10,6 +10,7 @@ microseconds while each model call "costs" what the test says; delay_s really sl
 
 from __future__ import annotations
 
+import math
 import random
 import threading
 import time
@@ -60,6 +61,9 @@ class ScriptedLM:
     clock: FakeClock | None = None
     propose_cost: float = 0.0
     score_cost: float = 0.0
+    cut_at_deadline: bool = False
+    """Decode as a real backend does under a deadline: a call that would end past
+    params.deadline stops there, each candidate one token long, ended "deadline"."""
     delay_s: float = 0.0
     fail_at_call: int | None = None
     propose_calls: int = 0
@@ -84,12 +88,18 @@ class ScriptedLM:
         self.candidates_asked.append(num_candidates)
         if self.fail_at_call == self.propose_calls:
             raise RuntimeError("out of memory (scripted)")
+        now = self.clock() if self.clock else time.monotonic()  # the engine's clock gives the deadline
+        room = math.inf if params.deadline is None else params.deadline - now
+        cut = self.cut_at_deadline and room < self.propose_cost
         if self.clock:
-            self.clock.advance(self.propose_cost)
+            self.clock.advance(max(room, 0.0) if cut else self.propose_cost)
         if self.delay_s:
             time.sleep(self.delay_s)
         rng = random.Random(params.seed)
-        return [[self._candidate(p, j, rng, params) for j in range(num_candidates)] for p in prefixes]
+        batches = [[self._candidate(p, j, rng, params) for j in range(num_candidates)] for p in prefixes]
+        if cut:  # a real decode writes the first token before it looks at the clock
+            return [[_first_token(c) for c in batch] for batch in batches]
+        return batches
 
     def score(
         self, prefixes: Sequence[Sequence[int]], continuations: Sequence[Sequence[int]],
@@ -111,6 +121,11 @@ class ScriptedLM:
         text, reason = _cut(text, params, "delimiter" if text.endswith(params.delimiter) else "eos")
         ids = tuple(ord(c) for c in text)
         return Candidate(ids, text, (self._lp(text),) * len(ids), reason)
+
+
+def _first_token(candidate: Candidate) -> Candidate:
+    return replace(candidate, token_ids=candidate.token_ids[:1], text=candidate.text[:1],
+                   token_logprobs=candidate.token_logprobs[:1], finish_reason="deadline")
 
 
 def _last_line(prompt: str) -> str:

@@ -141,6 +141,49 @@ def test_stop_strings_cut_before_the_stop(draft, prompt):
     assert len(cut[row].token_logprobs) == len(cut[row].token_ids)
 
 
+# ---- every beam's candidates in one batch ----------------------------------------------
+
+def test_beams_of_different_lengths_decode_as_one_batch(draft, prompt):
+    """Prefixes of different lengths, left-padded into one batch, get the candidates each
+    gets alone (greedy: token for token), with one forward per token for the whole round;
+    a duplicate beam is prefilled once."""
+    second = draft.encode_prompt("Bob has 5 pens.")
+    assert len(second) != len(prompt)
+    greedy = params(greedy=True, max_new_tokens=16)
+    alone = [TransformersLM(draft.model, draft.tokenizer).propose([p], 2, greedy)[0] for p in (prompt, second, prompt)]
+    calls = forward_count(draft)
+    together = draft.propose([prompt, second, prompt], 2, greedy)
+    assert [[c.token_ids for c in b] for b in together] == [[c.token_ids for c in b] for b in alone]
+    pairs = [(a, b) for x, y in zip(together, alone) for a, b in zip(x, y)]
+    assert all(close(list(a.token_logprobs), list(b.token_logprobs), 1e-4) for a, b in pairs)
+    longest = max(len(c.token_ids) for b in together for c in b)
+    assert calls[0] == 2 + longest - 1  # two prefills, then one forward per fed token
+
+
+def test_a_padded_rows_cached_kv_continues_like_a_fresh_prefill(draft, prompt):
+    """A finished row goes back to the prefix cache without its left padding: the next
+    step over it runs only the candidate's last token, and scores as an uncached model does."""
+    second = draft.encode_prompt("Bob has 5 pens.")
+    assert len(second) < len(prompt)  # its rows are the padded ones
+    _, padded = draft.propose([prompt, second], 2, params(max_new_tokens=12, seed=4))
+    following = second + list(max(padded, key=lambda c: len(c.token_ids)).token_ids)
+    conts = [draft.encode("So he has 7 pens.")]
+    before = draft.prefill_tokens
+    cached = draft.score([following], conts)
+    assert draft.prefill_tokens - before == 1  # the candidate's last token, never fed
+    uncached = TransformersLM(draft.model, draft.tokenizer, cache_size=0)
+    assert close(cached[0], uncached.score([following], conts)[0], 1e-4)
+
+
+def test_states_read_in_a_padded_batch_are_each_candidates_own(draft, prompt):
+    second = draft.encode_prompt("Bob has 5 pens.")
+    batches = draft.propose([prompt, second], 3, params(max_new_tokens=10, seed=5, with_states=True))
+    for prefix, batch in zip((prompt, second), batches):
+        for cand in batch:
+            expected = plain_state(draft, prefix + list(cand.token_ids)).numpy()
+            assert np.abs(cand.state - expected).max() < STATE_TOL
+
+
 # ---- the prefix cache ------------------------------------------------------------------
 
 def test_prefix_cache_prefills_only_new_tokens(draft, prompt):

@@ -343,6 +343,60 @@ def test_a_deferred_step_that_no_longer_fits_is_finished_cheaply_by_the_draft():
     assert result.budget_exhausted and result.stop_reason == "latency"
 
 
+def _near_the_deadline(draft_menu):
+    """SPECS whose verify (2 s) costs far more than a draft step (0.3 s): after a target
+    round (1 s) and an accepted draft round (2.3 s), 1.7 s of the 5 s budget are left:
+    too little for another draft round, so the draft finishes cheaply."""
+    clock = FakeClock()
+    engine, draft, target, reward = engine_with(
+        draft_menu, lambda i: ["t\n\n"], {"t\n\n": 0.9},
+        draft_kw=dict(clock=clock, propose_cost=0.3, cut_at_deadline=True),
+        target_kw=dict(clock=clock, propose_cost=1.0, score_cost=2.0, cut_at_deadline=True),
+        clock=clock,
+    )
+    config = SpecsConfig(n=1, beam_width=1, accept_threshold=-100.0)
+    return engine.generate("q", config=config, budget=Budget(latency_s=5.0, max_steps=1000))
+
+
+def test_a_cheap_finishing_step_gets_the_time_left_not_a_verifys_reserve():
+    """The cheap step is scored by the reward alone: reserving a verify (2 s) for it
+    left its decode no time, and SPECS wrote one-token steps until max_steps."""
+    result = _near_the_deadline(lambda i: ["d\n\n"] if i < 2 else ["#### 7"])
+    assert [s.source for s in result.steps] == ["target", "draft", "draft"]
+    assert result.answer == "7" and result.stop_reason == "finished"
+    assert result.stats.wall_s <= 5.0 + 1e-9
+
+
+def test_cheap_steps_that_never_finish_stop_on_time_every_step_whole():
+    result = _near_the_deadline(lambda i: ["d\n\n"])
+    assert result.stop_reason == "latency" and result.budget_exhausted
+    assert result.stats.wall_s <= 5.0 + 1e-9
+    assert len(result.steps) > 3 and {s.text for s in result.steps} == {"t\n\n", "d\n\n"}
+
+
+class SlowingDraft(ScriptedLM):
+    """Its first proposal costs 0.3 s, every later one 1.5 s."""
+
+    def propose(self, prefixes, num_candidates, params):
+        self.propose_cost = 0.3 if self.propose_calls == 0 else 1.5
+        return super().propose(prefixes, num_candidates, params)
+
+
+def test_a_decode_cut_by_its_deadline_is_salvaged_not_verified():
+    """The second draft round must end by 6 - 2 (the verify's cost) = 4.0 s but needs 1.5 s
+    from 3.3: its decode is cut at 4.0, the round salvaged and the search stopped there,
+    instead of verifying fragments until the deadline."""
+    clock = FakeClock()
+    draft = SlowingDraft("draft", lambda i: ["d\n\n"], clock=clock, cut_at_deadline=True)
+    target = ScriptedLM("target", lambda i: ["t\n\n"], clock=clock, propose_cost=1.0, score_cost=2.0)
+    engine = SpecsEngine(draft, target, ScriptedReward({"t\n\n": 0.9}), clock=clock)
+    result = engine.generate("q", config=SpecsConfig(n=1, beam_width=1, accept_threshold=-100.0),
+                             budget=Budget(latency_s=6.0, max_steps=1000))
+    assert [s.text for s in result.steps] == ["t\n\n", "d\n\n", "d"]
+    assert result.steps[-1].reward is None and target.score_calls == 1
+    assert result.stop_reason == "latency" and result.stats.wall_s == pytest.approx(4.0)
+
+
 def test_beams_that_all_complete_on_the_last_allowed_step_have_finished():
     engine, _, _, _ = engine_with(lambda i: ["a\n\n"] if i == 0 else ["#### 7"], lambda i: ["t\n\n"], {})
     result = engine.generate("q", "greedy", budget=Budget(max_steps=2), model="draft")

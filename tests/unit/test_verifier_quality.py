@@ -10,6 +10,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "benchmarks"))
+import policy_samples  # noqa: E402
 import verifier_quality as vq  # noqa: E402
 
 
@@ -149,3 +150,24 @@ def test_figures_only_rewrites_figures_from_the_folders_rows_without_loading_a_m
     assert figures["problems"] == 2 and figures["sampling_minutes"] == 0.2
     assert figures["rewards"]["r"]["final_step_auroc"] == 1.0
     assert figures["difficulty_step_auroc"] == 0.0  # each right prefix's problem-mate is wrong
+
+
+def test_a_samples_folder_resumes_after_a_search_default_changed(tmp_path):
+    """A samples folder recorded under older search defaults (the whole config, beta 4)
+    resumes under today's, and is still refused when a sampling knob changed."""
+    from dataclasses import replace
+
+    from specs_engine.app import bench
+    from specs_engine.config import Budget, SpecsConfig
+    from specs_engine.errors import ConfigError
+
+    models = {"draft": "d", "sampler": "best_of_n:draft"}
+    config, budget = SpecsConfig(n=4, max_step_tokens=64, seed=0), Budget(max_steps=12)
+    bench.check_settings(tmp_path, bench.settings("tune", replace(config, beta=4.0, accept_threshold=-6.0),
+                                                  budget, models))
+    recorded = policy_samples.sampling_settings("tune", config, budget, models)
+    assert set(recorded["config"]) == set(policy_samples.SAMPLING_KNOBS)
+    bench.check_settings(tmp_path, recorded)  # beta and accept_threshold differ: not sampling knobs
+    with pytest.raises(ConfigError, match=r"config.temperature: 0.7 -> 1.0"):
+        bench.check_settings(tmp_path, policy_samples.sampling_settings("tune", replace(config, temperature=1.0),
+                                                                        budget, models))

@@ -123,6 +123,34 @@ def to_dynamic_cache(kv: KV, length: int, rows: int) -> Any:
     return DynamicCache(data)  # update() concatenates, so the stored tensors stay untouched
 
 
+def left_padded_cache(kvs: Sequence[KV], lengths: Sequence[int], repeats: int) -> tuple[Any, Optional[torch.Tensor]]:
+    """A DynamicCache of `repeats` rows per prefix: the first lengths[j] positions of kvs[j]
+    (batch 1), left-padded to the longest, and the attention mask [rows, longest] that hides
+    the padding (None when no row is padded). Left padding puts every row's next token at
+    one cache position, so beams of different lengths decode as one batch; the caller places
+    each row's tokens by position_ids (the cached keys already carry their own positions)."""
+    from transformers import DynamicCache
+
+    width = max(lengths)
+    data = []
+    for layer in range(len(kvs[0])):
+        pair = []
+        for which in (0, 1):  # keys, values
+            blocks = []
+            for kv, m in zip(kvs, lengths):
+                own = kv[layer][which][..., :m, :]
+                padding = own.new_zeros((*own.shape[:-2], width - m, own.shape[-1]))
+                blocks.append(torch.cat([padding, own], dim=-2).expand(repeats, -1, -1, -1))
+            pair.append(torch.cat(blocks))
+        data.append(tuple(pair))
+    if min(lengths) == width:
+        return DynamicCache(data), None
+    mask = torch.ones(len(kvs) * repeats, width, dtype=torch.long)
+    for j, m in enumerate(lengths):
+        mask[j * repeats : (j + 1) * repeats, : width - m] = 0
+    return DynamicCache(data), mask
+
+
 def row_kv(kv: KV, row: int, length: Optional[int], copy: bool, start: int = 0) -> KV:
     """One batch row's positions start..length (None: to the end).
 

@@ -6,12 +6,13 @@
     >>> [cands] = lm.propose([prefix], 4, params)          # 4 candidate steps, one batch
     >>> lm.score([prefix] * 4, [c.token_ids for c in cands])  # per-token log-probs
 
-Each prefix is prefilled once (batch 1) and its KV repeated over the candidates, which
-decode together in one batched loop that stops each row at the delimiter, EOS, a stop
-string, the token limit or the deadline. Prefixes are handled one after another, not
-padded into one batch: SPECS keeps few beams (n // beam_width, usually 1-4) with many
-candidates each, so the batch is already wide, and unpadded rows keep every KV row
-reusable by the prefix cache, which saves far more than cross-beam padding would.
+Each prefix is prefilled once (batch 1, through the prefix cache) and every prefix's
+candidates decode as ONE batch: one forward per token for the whole round, where beams
+decoded one after another paid a forward per token per beam (the width a GPU needs).
+Prefixes of different lengths are left-padded in the round's cache and masked, each row
+placed by its own positions; finished rows go back to the prefix cache without their
+padding, so the next step still prefills (almost) nothing. Rows stop at the delimiter,
+EOS, a stop string, the token limit or the deadline.
 score_with_states and propose(with_states=True) also return the final (post-norm) hidden
 state at each continuation's last token, or `offset` tokens before it, from the scoring
 forward itself.
@@ -26,7 +27,7 @@ from typing import Any, Optional, Sequence
 
 from specs_engine.call_context import check_deadline, queued
 from specs_engine.backends.candidates import (
-    Row, check_count, check_messages, check_params, check_prefix, decode_rows, group_pairs, past,
+    Row, batches_by_room, check_messages, check_prefix, check_proposal, decode_rows, group_pairs, past,
     to_candidate, tokenizer_fingerprint,
 )
 from specs_engine.backends.hf.common import import_torch, import_transformers, load_model, load_tokenizer
@@ -36,9 +37,10 @@ from specs_engine.models import Candidate, Prompt, ProposalParams, check_state_o
 torch = import_torch()  # raises MissingExtraError("torch", "transformers") when absent
 
 from specs_engine.backends.hf.kv_cache import (  # noqa: E402  (needs torch)
-    KV, CachedPrefix, PrefixCache, forward_with_cache, kv_of, ragged_cache, row_kv, to_dynamic_cache,
+    KV, CachedPrefix, PrefixCache, forward_with_cache, kv_of, left_padded_cache, ragged_cache, row_kv,
+    to_dynamic_cache,
 )
-from specs_engine.backends.sampling import sample_next  # noqa: E402
+from specs_engine.backends.sampling import sample_next, seeded_generator  # noqa: E402
 
 MAX_LOGITS_ELEMENTS = 2**27
 """Largest logits tensor one scoring forward may produce (rows are chunked to fit)."""
@@ -125,46 +127,70 @@ class TransformersLM:
     def propose(
         self, prefixes: Sequence[Sequence[int]], num_candidates: int, params: ProposalParams
     ) -> list[list[Candidate]]:
-        """num_candidates sampled next steps per prefix (see the module docstring)."""
-        check_count(num_candidates)
-        check_params(params)
-        checked = [check_prefix(p, f"prefixes[{i}]", self) for i, p in enumerate(prefixes)]
-        generator = torch.Generator(device=self.device)
-        generator.manual_seed(params.seed if params.seed is not None else torch.seed())
+        """num_candidates sampled next steps per prefix, every prefix's candidates in one
+        batch (see the module docstring)."""
+        checked = check_proposal(prefixes, num_candidates, params, self)
+        generator = seeded_generator(params.seed, self.device)
         with queued(self.lock, until_deadline=True), torch.inference_mode():
-            return [self._propose_one(p, num_candidates, params, generator) for p in checked]
+            return batches_by_room(checked, params, self.context_window, lambda batch, limit: self._propose_batch(
+                batch, num_candidates, params, limit, generator))
 
-    def _propose_one(
-        self, prefix: tuple[int, ...], n: int, params: ProposalParams, generator: Any
-    ) -> list[Candidate]:
-        state = self._prefix_state(prefix)
-        cache = to_dynamic_cache(state.kv, len(prefix), n)
-        limit = min(params.max_new_tokens, self.context_window - len(prefix))
+    def _propose_batch(self, prefixes: list[tuple[int, ...]], n: int, params: ProposalParams,
+                       limit: int, generator: Any) -> list[list[Candidate]]:
+        """n candidates for each prefix, all decoded together; row r extends prefix r // n."""
+        states = {p: self._prefix_state(p) for p in dict.fromkeys(prefixes)}  # a duplicate beam prefills once
+        owner = [prefixes[r // n] for r in range(n * len(prefixes))]
+        cache, mask = self._decoding_cache(prefixes, states, n)
+        width = max(len(p) for p in prefixes)
+        padding = [width - len(p) for p in owner]
         tails: dict[int, KV] = {}  # row -> the KV of its own tokens, when states are wanted
 
         def finished(rows: list[Row], active: list[int], logits: Any) -> None:
             self.decode_tokens += len(active)
-            self._remember_finished(prefix, rows, active, cache, logits)
+            self._remember_finished(owner, padding, rows, active, cache, logits)
             if params.with_states:
                 ended = [i for i, r in enumerate(active) if rows[r].finish is not None]
-                tails.update({active[i]: row_kv(kv_of(cache), i, None, copy=True, start=len(prefix)) for i in ended})
+                tails.update({active[i]: row_kv(kv_of(cache), i, None, copy=True, start=width) for i in ended})
 
         def step(rows: list[Row], active: list[int], still: list[int]) -> Any:
+            nonlocal mask
+            going = [active[i] for i in still]
             if len(still) < len(active):
-                cache.batch_select_indices(torch.tensor(still, device=self.device))
-            step_input = torch.tensor([[rows[active[i]].tokens[-1]] for i in still], device=self.device)
-            return forward_with_cache(self.model, step_input, cache).logits[:, -1].float()
+                kept = torch.tensor(still, device=self.device)
+                cache.batch_select_indices(kept)
+                mask = None if mask is None else mask[kept]
+            step_input = torch.tensor([[rows[r].tokens[-1]] for r in going], device=self.device)
+            if mask is None:  # no row is padded: the cache's length is every row's position
+                return forward_with_cache(self.model, step_input, cache).logits[:, -1].float()
+            mask = torch.cat([mask, mask.new_ones(len(going), 1)], dim=1)
+            positions = torch.tensor([[len(owner[r]) + len(rows[r].tokens) - 1] for r in going], device=self.device)
+            return forward_with_cache(self.model, step_input, cache, attention_mask=mask,
+                                      position_ids=positions).logits[:, -1].float()
 
+        first = torch.stack([states[p].last_logits for p in owner])
         rows = decode_rows(
-            n, state.last_logits.expand(n, -1), params, limit, self.eos_token_ids, self.decode,
+            len(owner), first, params, limit, self.eos_token_ids, self.decode,
             lambda logits: sample_next(logits, params.temperature, params.top_p, params.greedy, generator),
             finished, step,
         )
-        self._prefixes.put(state)  # the prefix itself stays the most recently used
+        for state in states.values():
+            self._prefixes.put(state)  # the prefixes themselves stay the most recently used
         candidates = [to_candidate(row, self.decode) for row in rows]
+        groups = [candidates[k : k + n] for k in range(0, len(candidates), n)]
         if params.with_states and not past(params.deadline):  # out of time: salvaged, no state read
-            return self._with_states(state, candidates, tails, params.state_offset)
-        return candidates
+            return [self._with_states(states[p], group, {j: tails[k * n + j] for j in range(n) if k * n + j in tails},
+                                      params.state_offset)
+                    for k, (p, group) in enumerate(zip(prefixes, groups))]
+        return groups
+
+    def _decoding_cache(self, prefixes: list[tuple[int, ...]], states: dict[tuple[int, ...], CachedPrefix],
+                        n: int) -> tuple[Any, Any]:
+        """The round's cache (n rows per prefix) and its padding mask (None: no padding)."""
+        if len(states) == 1:  # one beam (or copies of it): its KV repeated, nothing to pad
+            [state] = states.values()
+            return to_dynamic_cache(state.kv, len(state.ids), n * len(prefixes)), None
+        cache, mask = left_padded_cache([states[p].kv for p in prefixes], [len(p) for p in prefixes], n)
+        return cache, None if mask is None else mask.to(self.device)
 
     def _with_states(self, state: CachedPrefix, candidates: list[Candidate], tails: dict[int, KV],
                      offset: int) -> list[Candidate]:
@@ -188,18 +214,21 @@ class TransformersLM:
         return [dataclasses.replace(c, state=found.get(r)) for r, c in enumerate(candidates)]
 
     def _remember_finished(
-        self, prefix: tuple[int, ...], rows: list[Row], active: list[int], cache: Any, logits: Any
+        self, owner: list[tuple[int, ...]], padding: list[int], rows: list[Row], active: list[int],
+        cache: Any, logits: Any,
     ) -> None:
-        """Cache the KV of rows that just finished, so the next step on an accepted
-        candidate prefills (almost) nothing. The cache holds every token but the last."""
+        """Cache the KV of rows that just finished (less their left padding), so the next
+        step on an accepted candidate prefills (almost) nothing. The cache holds every
+        token but the last."""
         kv = None
         for i, r in enumerate(active):
             row = rows[r]
             if row.finish is None or len(row.tokens) < 2 or self._prefixes.capacity <= 0:
                 continue
             kv = kv if kv is not None else kv_of(cache)
-            ids = prefix + tuple(row.tokens[:-1])
-            self._prefixes.put(CachedPrefix(ids, row_kv(kv, i, len(ids), copy=True), logits[i].clone()))
+            ids = owner[r] + tuple(row.tokens[:-1])
+            kv_row = row_kv(kv, i, padding[r] + len(ids), copy=True, start=padding[r])
+            self._prefixes.put(CachedPrefix(ids, kv_row, logits[i].clone()))
 
     # ---- scoring ------------------------------------------------------------------
 

@@ -33,11 +33,12 @@ import numpy as np
 
 from specs_engine.call_context import queued
 from specs_engine.backends.candidates import (
-    Row, check_count, check_messages, check_params, check_prefix, decode_rows, group_pairs, past, to_candidate,
+    Row, batches_by_room, check_messages, check_proposal, decode_rows, group_pairs, past,
+    to_candidate,
 )
 from specs_engine.backends.llamacpp.native import KVFullError, Native, Output, Token, default_threads, import_llama_cpp
 from specs_engine.backends.llamacpp.sequences import CachedSequence, SequencePool
-from specs_engine.backends.sampling import sample_next, torch  # the sampler TransformersLM uses too
+from specs_engine.backends.sampling import sample_next, seeded_generator, torch  # TransformersLM's too
 from specs_engine.errors import ConfigError, SpecsError
 from specs_engine.models import Candidate, Prompt, ProposalParams, check_state_offset
 
@@ -122,20 +123,11 @@ class LlamaCppLM:
         each token at its own sequence and position, so beams of different lengths decode
         together with no padding, one llama_decode per token for the whole round, where
         beams decoded one after another paid that per-token call once per beam."""
-        check_count(num_candidates)
-        check_params(params)
-        checked = [check_prefix(p, f"prefixes[{i}]", self) for i, p in enumerate(prefixes)]
-        generator = torch.Generator()
-        generator.manual_seed(params.seed if params.seed is not None else torch.seed())
-        limits = [min(params.max_new_tokens, self.context_window - len(p)) for p in checked]
-        out: list[list[Candidate]] = [[] for _ in checked]
+        checked = check_proposal(prefixes, num_candidates, params, self)
+        generator = seeded_generator(params.seed)
         with queued(self.lock, until_deadline=True), self._reset_on_error():
-            for limit in sorted(set(limits), reverse=True):  # one batch unless near the window's end
-                members = [i for i, room in enumerate(limits) if room == limit]
-                found = self._propose_batch([checked[i] for i in members], num_candidates, params, limit, generator)
-                for i, candidates in zip(members, found):
-                    out[i] = candidates
-        return out
+            return batches_by_room(checked, params, self.context_window, lambda batch, limit: self._propose_batch(
+                batch, num_candidates, params, limit, generator))
 
     def _propose_batch(self, prefixes: list[tuple[int, ...]], n: int, params: ProposalParams,
                        limit: int, generator: Any) -> list[list[Candidate]]:
