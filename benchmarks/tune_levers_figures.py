@@ -21,6 +21,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
 from artefact import write_artefact  # noqa: E402
 
+from specs_engine.app.bench import ROWS, read_rows  # noqa: E402
 from specs_engine.app.latency_stats import paired_ratio  # noqa: E402
 
 FOLDER = ROOT / "benchmarks" / "results" / "tune-levers"
@@ -36,8 +37,8 @@ short test runs shared the machine: its times are not comparable with the others
 
 
 def rows_of(folder: Path) -> list[dict]:
-    lines = (folder / "results.jsonl").read_text(encoding="utf-8").splitlines()
-    return [json.loads(line) for line in lines if line.strip()]
+    """A folder's rows, read as `specs bench` reads them when it resumes."""
+    return read_rows(folder / ROWS)
 
 
 def setting(folder: Path) -> dict[str, Any]:
