@@ -12,7 +12,6 @@ Deriving them here, from `results.jsonl` only, makes every such number recomputa
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 from pathlib import Path
@@ -23,7 +22,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
 from artefact import write_artefact  # noqa: E402
 
-from specs_engine.app.bench import summarise  # noqa: E402
+from specs_engine.app import bench  # noqa: E402
 
 SPECS, REFERENCE, DRAFT_BS = "specs", "beam_search:target", "beam_search:draft"
 GOAL_LATENCY = 0.75
@@ -31,8 +30,8 @@ GOAL_LATENCY = 0.75
 
 
 def read_rows(folder: Path) -> list[dict]:
-    lines = (folder / "results.jsonl").read_text(encoding="utf-8").splitlines()
-    return [json.loads(line) for line in lines if line.strip()]
+    """A folder's rows, read as `specs bench` reads them when it resumes."""
+    return bench.read_rows(folder / bench.ROWS)
 
 
 def derive(rows: list[dict]) -> dict[str, Any]:
@@ -44,7 +43,7 @@ def derive(rows: list[dict]) -> dict[str, Any]:
         "rows": len(rows),
         "run_minutes": sum(r["wall_s"] for r in rows) / 60,
         "arms": {arm: _arm(arm_rows) for arm, arm_rows in by_arm.items()},
-        "summary": {row.pop("arm"): row for row in summarise(rows)},
+        "summary": {row.pop("arm"): row for row in bench.summarise(rows)},
     }
     if SPECS in by_arm and REFERENCE in by_arm:
         figures["specs_vs_target"] = _versus(by_arm[SPECS], by_arm[REFERENCE])
