@@ -21,8 +21,8 @@ from specs_engine.methods import MODEL_ROLES, get_method
 from specs_engine.models import LanguageModel, Prompt, ProposalParams, RewardModel
 from specs_engine.result import Event, FinalEvent, SearchResult
 from specs_engine.rewards.target_probe import TargetProbe
-from specs_engine.search.clock import RunClock
-from specs_engine.search.run import Clock, Roles, SearchRun, question_of
+from specs_engine.search.clock import Clock, RunClock
+from specs_engine.search.run import Roles, SearchRun, question_of
 
 RewardLike = Union[RewardModel, Callable[[str, Sequence[str]], float]]
 ConfigLike = Union[SpecsConfig, Mapping[str, Any], None]

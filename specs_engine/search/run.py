@@ -23,7 +23,7 @@ from specs_engine.models import Candidate, LanguageModel, Prompt, ProposalParams
 from specs_engine.result import Event, FinalEvent, SearchResult, Source, Step, StepEvent
 from specs_engine.search.accounting import Accounting
 from specs_engine.search.beams import Beam, Proposal, common_chain, rank_key
-from specs_engine.search.clock import Clock, RunClock
+from specs_engine.search.clock import RunClock
 from specs_engine.search.roles import Roles
 from specs_engine.search.scoring import Scoring, model_call
 from specs_engine.search.structure import screen
