@@ -27,7 +27,8 @@ from specs_engine.app.latency_stats import paired_ratio  # noqa: E402
 FOLDER = ROOT / "benchmarks" / "results" / "tune-levers"
 REFERENCES = ("beam_search:target", "greedy:target")
 PAIRED = {"target-candidates-1": "target-candidates-n", "probe-outcome": "probe-target",
-          "start-draft": "start-target", "ab-probe-outcome-thr5": "ab-probe-target"}
+          "start-draft": "start-target", "ab-probe-outcome-thr5": "ab-probe-target",
+          "knobs-frontier": "knobs-default"}
 """A folder -> the folder it was run in turn with, problem by problem (tune_levers.sh's
 stages that use `paired`): its times are compared with that one's, paired."""
 QUIET = "default-quiet"
@@ -48,6 +49,7 @@ def setting(folder: Path) -> dict[str, Any]:
     config, models = settings["config"], settings["models"]
     return {"beta": config["beta"], "accept_threshold": config["accept_threshold"],
             "target_candidates": config.get("target_candidates"), "start": config.get("start", "target"),
+            "beam_width": config["beam_width"], "max_step_tokens": config["max_step_tokens"],
             "reward": models["reward"] or models.get("preset_roles", {}).get("reward", "the preset's")}
 
 
