@@ -20,8 +20,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
 from artefact import write_artefact  # noqa: E402
+from gsm8k_figures import read_rows  # noqa: E402
 
-from specs_engine.app.bench import ROWS, read_rows  # noqa: E402
 from specs_engine.app.latency_stats import paired_ratio  # noqa: E402
 
 FOLDER = ROOT / "benchmarks" / "results" / "tune-levers"
@@ -35,11 +35,6 @@ QUIET = "default-quiet"
 """beta 4 / -6 again, on the first 12 problems, on the revision the other settings ran on
 (the `default` folder ran on the one before, which decoded beams one after another, while
 short test runs shared the machine: its times are not comparable with the others')."""
-
-
-def rows_of(folder: Path) -> list[dict]:
-    """A folder's rows, read as `specs bench` reads them when it resumes."""
-    return read_rows(folder / ROWS)
 
 
 def setting(folder: Path) -> dict[str, Any]:
@@ -78,15 +73,15 @@ def arm_figures(rows: list[dict], references: dict[str, dict[str, dict]]) -> dic
 
 
 def derive(folder: Path = FOLDER) -> dict[str, Any]:
-    base = rows_of(folder / "default")
+    base = read_rows(folder / "default")
     references = {name: {r["problem"]: r for r in base if r["arm"] == name} for name in REFERENCES}
     figures: dict[str, Any] = {"references": {
         name: arm_figures(list(rows.values()), {k: v for k, v in references.items() if k != name})
         for name, rows in references.items()}}
-    quiet = {r["problem"] for r in rows_of(folder / QUIET)}
+    quiet = {r["problem"] for r in read_rows(folder / QUIET)}
     for sub in sorted(p for p in folder.iterdir() if (p / "results.jsonl").exists()):
-        specs = [r for r in rows_of(sub) if r["arm"] == "specs"]
-        partner = {PAIRED[sub.name]: {r["problem"]: r for r in rows_of(folder / PAIRED[sub.name])}} \
+        specs = [r for r in read_rows(sub) if r["arm"] == "specs"]
+        partner = {PAIRED[sub.name]: {r["problem"]: r for r in read_rows(folder / PAIRED[sub.name])}} \
             if sub.name in PAIRED else {}
         figures[sub.name] = {**setting(sub), **arm_figures(specs, {**references, **partner})}
         figures[sub.name][f"on the {QUIET} problems"] = arm_figures([r for r in specs if r["problem"] in quiet], {})
