@@ -28,7 +28,7 @@ FOLDER = ROOT / "benchmarks" / "results" / "tune-levers"
 REFERENCES = ("beam_search:target", "greedy:target")
 PAIRED = {"target-candidates-1": "target-candidates-n", "probe-outcome": "probe-target",
           "start-draft": "start-target", "ab-probe-outcome-thr5": "ab-probe-target",
-          "knobs-frontier": "knobs-default", "ab2-probe-both": "ab2-probe-target"}
+          "knobs-frontier": "knobs-default"}
 """A folder -> the folder it was run in turn with, problem by problem (tune_levers.sh's
 stages that use `paired`): its times are compared with that one's, paired."""
 QUIET = "default-quiet"
