@@ -157,6 +157,13 @@ class StateScorer(Protocol):
         ...
 
 
+STATE_BACKENDS = ("llama.cpp", "transformers")
+"""The backends whose language models are StateScorers."""
+NO_STATE_BACKENDS = ("vllm", "openai")
+"""The backends whose completions return tokens and log-probs only: the preset gives them a
+reward that needs no hidden state, and a target probe is refused on them."""
+
+
 def check_state_offset(offset: Any, name: str) -> int:
     """offset itself when it is a non-negative int (which state a probe reads); else a
     clear ConfigError naming the argument."""

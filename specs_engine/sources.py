@@ -45,6 +45,7 @@ from typing import Callable, Iterator, Literal
 from specs_engine.errors import ConfigError, MissingExtraError, SpecsError
 from specs_engine.gguf_conversion import convert_gguf_to_safetensors
 from specs_engine.file_hashes import hash_matches, sha256_file
+from specs_engine.models import NO_STATE_BACKENDS
 
 MARKER = "specs_complete.json"
 """Written last into a finished cache entry; its absence means the entry is incomplete."""
@@ -191,8 +192,6 @@ def known_names() -> list[str]:
 def resolve_preset(name: str, backend: str | None = None) -> dict[str, str]:
     """The three role locations (draft, target, reward) of a named preset, with the reward
     the backend can run (None: the automatic choice, llama.cpp or transformers)."""
-    from specs_engine.rewards.target_probe import NO_STATE_BACKENDS
-
     if name not in PRESETS:
         raise ConfigError(
             f"preset={name!r} is unknown: known presets are {', '.join(sorted(PRESETS))}"

@@ -62,15 +62,15 @@ import numpy as np
 
 from specs_engine.call_context import current_deadline
 from specs_engine.errors import ConfigError, MissingExtraError
-from specs_engine.models import LanguageModel, StateScorer, check_state_offset
+from specs_engine.models import (
+    NO_STATE_BACKENDS, STATE_BACKENDS, LanguageModel, StateScorer, check_state_offset,
+)
 from specs_engine.rewards.formatting import check_solutions
 from specs_engine.rewards.head_config import CONFIG_FILE, HEAD_FILE, read_head_config
+from specs_engine.sources import model_identity
 
 PROBE_TYPE = "target_probe"
 REQUIRED = ("base_model", "hidden_size")
-STATE_BACKENDS = ("llama.cpp", "transformers")
-"""The backends whose language models return hidden states (StateScorer)."""
-NO_STATE_BACKENDS = ("vllm", "openai")
 
 
 class TargetProbe:
@@ -148,8 +148,6 @@ class TargetProbe:
                 "cannot reach: its completions API returns tokens and log-probs, not hidden states; "
                 f"run the target on {' or '.join(STATE_BACKENDS)}, or use another reward"
             )
-        from specs_engine.sources import model_identity
-
         if model_identity(location) != model_identity(self.base_model):
             raise ConfigError(
                 f"reward {self.name!r} is a probe on base_model={self.base_model!r}, but the run's "
