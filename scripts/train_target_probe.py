@@ -309,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--outcome-samples", type=Path, nargs="*", default=[],
                         help="folders of scripts/sample_outcomes.py: train on their outcome labels too")
     parser.add_argument("--outcome-limit", type=int, default=None,
-                        help="the first N sampled problems of each folder only (features cost ~15 s a problem here)")
+                        help="the first N sampled problems of each folder only (features: ~16 s a problem here)")
     parser.add_argument("--no-reference", action="store_true",
                         help="train on the outcome samples only (no reference/injected prefixes)")
     parser.add_argument("--held-out-samples", type=Path, default=None,
@@ -373,7 +373,8 @@ def main(argv: list[str] | None = None) -> int:
         "state_offset": args.state_offset,
         "seed": args.seed, "l2": l2, "train_problems": len(splits["train"]), "train_prefixes": len(train),
         "generated_problems": args.generated,
-        "outcome_problems": len(outcome_rows), "outcome_problems_by_folder": sampled, "outcome_prefixes": len(labels) - len(train),
+        "outcome_problems": len(outcome_rows), "outcome_problems_by_folder": sampled,
+        "outcome_prefixes": len(labels) - len(train),
         "reference_prefixes": len(train),
         "held_out": {k: _json_number(v) for k, v in report.items()},
         **({"held_out_own_samples": own} if own is not None else {}),
